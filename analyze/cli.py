@@ -1,0 +1,195 @@
+"""`lengthscan`: the command-line layer over `analyze.analysis` — parse, call, print."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from analyze import __version__
+from analyze.config import DEFAULT_CONFIG_NAME, OVERLONG_POLICIES, load_config
+from analyze.errors import UserError
+from analyze.formats import FORMATS
+from analyze.suggest import SUGGEST_POLICIES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lengthscan",
+        description="Token lengths of chat data as the trainer sees them: distribution, truncation, padding "
+        "waste, and a suggested max_length (optionally written into the trainer's config).",
+    )
+    p.add_argument(
+        "files", nargs="*", help=".jsonl / .json files, optionally .gz (default: the config's data.train)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"YAML config to read (default: ./{DEFAULT_CONFIG_NAME} if present, else built-in defaults)",
+    )
+    p.add_argument(
+        "--tokenizer", help="hub id, local folder or bundled:qwen3 (default: the config's, else the model's)"
+    )
+    p.add_argument(
+        "--chat-template", metavar="FILE", help="Jinja chat template to use instead of the tokenizer's"
+    )
+    p.add_argument(
+        "--format", choices=FORMATS, help="record format (default: the config's, 'auto' detects per record)"
+    )
+    p.add_argument(
+        "--max-length", type=int, metavar="N", help="max_length to evaluate (default: the config's)"
+    )
+    p.add_argument(
+        "--overlong", choices=OVERLONG_POLICIES, help="what to do with longer records (default: config's)"
+    )
+    p.add_argument(
+        "--policy",
+        choices=SUGGEST_POLICIES,
+        default="coverage",
+        help="how to suggest max_length: coverage (records fit whole) or supervised (assistant tokens kept)",
+    )
+    p.add_argument("--target", type=float, default=0.99, help="share to keep under --policy (default 0.99)")
+    p.add_argument(
+        "--round-to", type=int, default=64, metavar="N", help="round the suggestion up to a multiple of N"
+    )
+    p.add_argument(
+        "--write-config",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help=f"write the suggestion as max_length into PATH (default: --config or ./{DEFAULT_CONFIG_NAME})",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout instead of the report"
+    )
+    p.add_argument(
+        "--lengths-out", metavar="FILE", help="write per-record lengths to FILE (.csv or .parquet)"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="stop at the first bad record (exit 2) instead of skipping"
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: on for large inputs on a terminal)",
+    )
+    p.add_argument("--version", action="version", version=f"lengthscan {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"lengthscan: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("lengthscan: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    from analyze.analysis import SuggestOptions, analyze
+    from analyze.pipeline import tokenize_files
+    from analyze.tokenizer import load_tokenizer, model_limit, resolve_tokenizer_name
+
+    config_path = _config_path(args.config)
+    cfg = load_config(config_path)
+    _check_args(args)
+    files = args.files or cfg.data.train
+    name = resolve_tokenizer_name(args.tokenizer or cfg.tokenizer, cfg.model)
+    tokenizer = load_tokenizer(name, args.chat_template or cfg.chat_template)
+    tokenized = tokenize_files(
+        files, tokenizer, fmt=args.format or cfg.data.format, strict=args.strict, progress=args.progress
+    )
+    max_length = args.max_length or cfg.max_length
+    overlong = args.overlong or cfg.overlong
+    analysis = analyze(
+        tokenized,
+        max_length,
+        overlong,
+        cfg.optim.micro_batch_size,
+        cfg.optim.grad_accum_steps,
+        cfg.optim.seed,
+        SuggestOptions(args.policy, args.target, args.round_to),
+        model_limit(tokenizer, cfg.model),
+    )
+    if args.lengths_out:
+        write_lengths(analysis.tokenized, Path(args.lengths_out))
+    written = None
+    if args.write_config is not None:
+        target = Path(args.write_config or config_path or DEFAULT_CONFIG_NAME)
+        written = (target, _write(target, analysis, args))
+    if args.json:
+        print(json.dumps(analysis.as_json(), indent=2))
+    else:
+        from analyze.report import print_report
+
+        source = "--max-length" if args.max_length else (f"from {config_path}" if config_path else "default")
+        print_report(analysis, source)
+    if written:
+        target, created = written
+        verb = "created" if created else "updated"
+        print(f"lengthscan: {verb} {target}: max_length = {analysis.suggestion.max_length}", file=sys.stderr)
+    return 0
+
+
+def _config_path(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    return Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.max_length is not None and args.max_length < 1:
+        raise UserError(f"--max-length {args.max_length}: must be a positive number of tokens")
+    if not 0 < args.target <= 1:
+        raise UserError(f"--target {args.target}: must be a share in (0, 1], e.g. 0.99")
+    if args.round_to < 1:
+        raise UserError(f"--round-to {args.round_to}: must be at least 1")
+    if args.lengths_out and not args.lengths_out.endswith((".csv", ".parquet")):
+        raise UserError(f"--lengths-out {args.lengths_out}: use a .csv or .parquet file name")
+
+
+def _write(target: Path, analysis, args) -> bool:
+    from analyze.config_write import write_max_length
+
+    s, t = analysis.suggestion, analysis.tokenized
+    source = {
+        "set_by": f"lengthscan {__version__}",
+        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "policy": f"{s.policy} (target {args.target:g}, round to {args.round_to})",
+        "reason": s.reason,
+        "tokenizer": t.tokenizer_name,
+        "data": [str(p) for p in t.paths],
+        "data_fingerprint": t.data_fingerprint,
+        "records": t.records,
+    }
+    return write_max_length(target, s.max_length, source)
+
+
+def write_lengths(tokenized, path: Path) -> None:
+    """One row per analysed record: file, line, tokens, supervised_tokens."""
+    import pandas as pd
+
+    from analyze.atomic import replacing
+
+    table = tokenized.table
+    names = [str(p) for p in tokenized.paths]
+    frame = pd.DataFrame(
+        {
+            "file": pd.Categorical.from_codes(table.file_index, categories=names) if names else [],
+            "line": table.line,
+            "tokens": table.tokens,
+            "supervised_tokens": table.supervised,
+        }
+    )
+    with replacing(path) as tmp:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)

@@ -1,0 +1,36 @@
+"""The training plan at one max_length: the overlong policy, then packing — the same for both commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analyze.lengths import LengthTable
+from analyze.overlong import Kept, apply_overlong
+from analyze.packing import pack
+
+
+@dataclass
+class Plan:
+    """Which records train (`records`, in table order), how long each is kept, and the packed rows.
+
+    `rows[j]` lists positions in `records`; row j holds those records end to end, at most `max_length` tokens.
+    """
+
+    max_length: int
+    policy: str
+    kept: Kept
+    records: np.ndarray
+    rows: list[list[int]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Kept length of each trained record, aligned with `records`."""
+        return self.kept.tokens[self.records]
+
+
+def make_plan(table: LengthTable, max_length: int, policy: str) -> Plan:
+    kept = apply_overlong(table, max_length, policy)
+    records = np.flatnonzero(kept.trained)
+    return Plan(max_length, policy, kept, records, pack(kept.tokens[records], max_length))

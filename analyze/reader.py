@@ -1,0 +1,160 @@
+"""Read records from JSONL / JSON-array files (optionally gzip-compressed), counting every bad one.
+
+Every record in the input is either yielded or counted in the `SkipLog` under a reason, with its
+`file:line` — so records read + skipped always equals the records in the files. Blank lines are not records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from analyze.errors import SkipRecord, UserError
+
+SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class SkipLog:
+    """Counts skipped records by reason and keeps the first few `file:line: detail` lines to show."""
+
+    strict: bool = False
+    keep: int = 5
+    counts: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, where: str, reason: str, detail: str) -> None:
+        if self.strict:
+            raise UserError(
+                f"{where}: {detail} [{reason}] (--strict stops at the first bad record; drop it to skip)"
+            )
+        self.counts[reason] += 1
+        if len(self.examples) < self.keep:
+            self.examples.append(f"{where}: {detail} [{reason}]")
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def check_paths(paths: list[str | Path]) -> list[Path]:
+    """The input files as Paths, or a one-line error naming the first one that cannot be read."""
+    if not paths:
+        raise UserError(
+            "no data files given: pass one or more .jsonl/.json files (or set data.train in the config)"
+        )
+    out = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise UserError(f"{p}: no such file; check the path")
+        if not p.name.endswith(SUFFIXES):
+            raise UserError(f"{p}: unknown file type; use .jsonl, .json (an array) or either with .gz")
+        if p.stat().st_size == 0:
+            raise UserError(f"{p}: the file is empty; point at a file with records")
+        out.append(p)
+    return out
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """A short content hash of the input files, in order (names do not matter, bytes do)."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        h.update(b"\0")
+    return "sha256:" + h.hexdigest()[:16]
+
+
+class RecordReader:
+    """Iterate `(file_index, line, record)` over files; bad lines go to `skips`.
+
+    `line` is the 1-based line for JSONL and the 1-based position in the array for JSON.
+    `bytes_read` follows the raw (compressed) bytes consumed, for a progress bar.
+    """
+
+    def __init__(self, paths: list[Path], skips: SkipLog):
+        self.paths = paths
+        self.skips = skips
+        self.total_bytes = sum(p.stat().st_size for p in paths)
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int, Any]]:
+        done = 0
+        for i, path in enumerate(self.paths):
+            with open(path, "rb") as raw:
+                gz = raw.read(2) == GZIP_MAGIC
+                raw.seek(0)
+                stream: BinaryIO = gzip.GzipFile(fileobj=raw) if gz else raw
+                name = path.name.removesuffix(".gz")
+                read = self._jsonl if name.endswith(".jsonl") else self._json_array
+                n = 0
+                for n, (line, record) in enumerate(read(path, stream), 1):
+                    if n % 256 == 0:
+                        self.bytes_read = done + raw.tell()
+                    yield i, line, record
+            done += path.stat().st_size
+            self.bytes_read = done
+
+    def _jsonl(self, path: Path, stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+        any_line = False
+        try:
+            for lineno, raw_line in enumerate(stream, 1):
+                if lineno == 1 and raw_line.startswith(BOM):
+                    raw_line = raw_line[len(BOM) :]
+                if not raw_line.strip():
+                    continue
+                any_line = True
+                where = f"{path}:{lineno}"
+                try:
+                    text = raw_line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    self.skips.add(where, "invalid_utf8", f"invalid UTF-8 at byte {e.start}")
+                    continue
+                try:
+                    yield lineno, json.loads(text)
+                except (json.JSONDecodeError, RecursionError) as e:
+                    detail = getattr(e, "msg", "nesting too deep")
+                    self.skips.add(where, "malformed_json", f"not valid JSON ({detail})")
+        except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+            raise UserError(f"{path}: cannot decompress ({e}); re-download or re-compress the file") from None
+        if not any_line:
+            raise UserError(f"{path}: the file has no records (only blank lines)")
+
+    def _json_array(self, path: Path, stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+        try:
+            data = stream.read()
+        except (OSError, EOFError) as e:
+            raise UserError(f"{path}: cannot decompress ({e}); re-download or re-compress the file") from None
+        try:
+            records = json.loads(data.removeprefix(BOM).decode("utf-8"))
+        except UnicodeDecodeError as e:
+            line = data[: e.start].count(b"\n") + 1
+            raise UserError(f"{path}:{line}: invalid UTF-8; fix the file or convert it to JSONL") from None
+        except json.JSONDecodeError as e:
+            raise UserError(
+                f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); fix it, or convert the file to JSONL "
+                "where a bad line is skipped on its own"
+            ) from None
+        except RecursionError:
+            raise UserError(f"{path}: JSON nested too deeply to read; fix the file") from None
+        if not isinstance(records, list):
+            raise UserError(f"{path}: expected a JSON array of records; use .jsonl for one record per line")
+        if not records:
+            raise UserError(f"{path}: the array is empty; point at a file with records")
+        yield from enumerate(records, 1)
+
+
+def skip_where(paths: list[Path], file_index: int, line: int) -> str:
+    return f"{paths[file_index]}:{line}"
+
+
+__all__ = ["RecordReader", "SkipLog", "SkipRecord", "check_paths", "fingerprint", "skip_where"]

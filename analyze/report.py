@@ -1,0 +1,152 @@
+"""The terminal report: everything a user needs to pick max_length, readable at a glance."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from analyze.analysis import Analysis
+
+BAR_WIDTH = 40
+
+
+def render(a: Analysis, current_source: str) -> Group:
+    t = a.tokenized
+    s = a.at_max_length
+    total, sup = int(a.table.tokens.sum()), int(a.table.supervised.sum())
+    lines: list = []
+    files = ", ".join(p.name for p in t.paths)
+    lines.append(Text.assemble(("lengthscan", "bold"), f"  {files}  ·  tokenizer {t.tokenizer_name}"))
+    skipped = f"{t.skips.total:,} skipped" + (
+        " (" + ", ".join(f"{k}: {v:,}" for k, v in t.skips.counts.most_common()) + ")"
+        if t.skips.total
+        else ""
+    )
+    lines.append(Text(f"records  {t.records:,} analysed · {skipped}"))
+    for example in t.skips.examples:
+        lines.append(Text(f"  skipped {example}", style="yellow"))
+    lines.append(Text(f"tokens   {total:,} total · {sup:,} supervised ({_pct(sup, total)})"))
+    L = a.lengths
+    lines.append(
+        Text(
+            f"lengths  min {L.min:,} · mean {L.mean:,.0f} · p50 {L.p50:,} · p90 {L.p90:,} · p95 {L.p95:,} · "
+            f"p99 {L.p99:,} · max {L.max:,}"
+        )
+    )
+    lines += ["", _histogram(a), ""]
+    lines.append(
+        Text.assemble(
+            ("at max_length ", "bold"),
+            (f"{s.max_length:,}", "bold cyan"),
+            f" ({current_source}; overlong policy '{s.policy}')",
+        )
+    )
+    lines.append(
+        Text(
+            f"  records over it   {s.records_truncated:,} ({s.truncation_rate:.1%}), {s.records_dropped:,} of them "
+            f"dropped whole\n"
+            f"  tokens lost       {s.tokens_lost:,} ({s.tokens_lost_rate:.1%}) · supervised tokens lost "
+            f"{s.supervised_tokens_lost:,} ({s.supervised_tokens_lost_rate:.1%})\n"
+            f"  nothing to train  {_records(s.records_without_supervised)} (no assistant token left)"
+        )
+    )
+    lines += ["", _waste_table(a), "", _candidates(a), ""]
+    g = a.suggestion
+    lines.append(
+        Text.assemble(
+            ("suggested max_length ", "bold"), (f"{g.max_length:,}", "bold green"), f"  (policy '{g.policy}')"
+        )
+    )
+    lines.append(Text(f"  why: {g.reason}."))
+    if a.limit:
+        lines.append(Text(f"  model limit: {a.limit:,} positions ({a.limit_source})", style="dim"))
+    return Group(*lines)
+
+
+def print_report(a: Analysis, current_source: str, console: Console | None = None) -> None:
+    (console or Console()).print(render(a, current_source))
+
+
+def _histogram(a: Analysis) -> Table:
+    edges, counts, over = a.histogram()
+    marks = {a.at_max_length.max_length: "◀ max_length", a.suggestion.max_length: "◀ suggested"}
+    peak = max(int(counts.max()), over, 1)
+    table = Table(title="records by length (tokens)", box=None, show_header=False, padding=(0, 1))
+    for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True):
+        note = " ".join(m for x, m in marks.items() if lo < x <= hi)
+        table.add_row(f"{lo:>6,}–{hi - 1:<6,}", _bar(int(c), peak), f"{c:,}", Text(note, style="cyan"))
+    if over:
+        note = " ".join(m for x, m in marks.items() if x > edges[-1])
+        table.add_row(f"≥ {edges[-1]:,}".rjust(13), _bar(over, peak), f"{over:,}", Text(note, style="cyan"))
+    return table
+
+
+def _bar(count: int, peak: int) -> Text:
+    width = round(BAR_WIDTH * count / peak)
+    return Text("█" * width or ("▏" if count else ""), style="blue")
+
+
+def _waste_table(a: Analysis) -> Table:
+    s = a.at_max_length
+    table = Table(title=f"padding waste at max_length {s.max_length:,}", box=None, padding=(0, 2))
+    table.add_column("batching")
+    table.add_column("padding\n(share of slots)", justify="right")
+    table.add_column(f"optimizer steps\nper epoch ({a.micro_batch}×{a.grad_accum})", justify="right")
+    table.add_row(
+        "pad each record to max_length",
+        f"{s.padding_waste_pad_to_max:.1%}",
+        f"{s.steps_per_epoch_unpacked:,}",
+    )
+    table.add_row(
+        f"dynamic, per micro-batch of {a.micro_batch}",
+        f"{s.padding_waste_dynamic:.1%}",
+        f"{s.steps_per_epoch_unpacked:,}",
+    )
+    table.add_row(
+        Text(f"packed: {s.packed_rows:,} rows (train)", style="bold"),
+        f"{s.padding_waste_packed:.1%}",
+        f"{s.steps_per_epoch_packed:,}",
+    )
+    return table
+
+
+def _candidates(a: Analysis) -> Table:
+    table = Table(title="candidate max_lengths (packed, same overlong policy)", box=None, padding=(0, 1))
+    for col in (
+        "max_length",
+        "records\ncut",
+        "tokens\nlost",
+        "assistant\ntokens lost",
+        "waste\npad-to-max",
+        "waste\npacked",
+        "packed\nrows",
+        "steps/\nepoch",
+    ):
+        table.add_column(col, justify="right")
+    for c in a.candidates:
+        style = (
+            "bold green"
+            if c.max_length == a.suggestion.max_length
+            else ("cyan" if c.max_length == a.at_max_length.max_length else None)
+        )
+        table.add_row(
+            f"{c.max_length:,}",
+            f"{c.truncation_rate:.1%}",
+            f"{c.tokens_lost_rate:.1%}",
+            f"{c.supervised_tokens_lost_rate:.1%}",
+            f"{c.padding_waste_pad_to_max:.1%}",
+            f"{c.padding_waste_packed:.1%}",
+            f"{c.packed_rows:,}",
+            f"{c.steps_per_epoch_packed:,}",
+            style=style,
+        )
+    return table
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "–"
+
+
+def _records(n: int) -> str:
+    return f"{n:,} record" + ("" if n == 1 else "s")

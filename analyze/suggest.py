@@ -1,0 +1,83 @@
+"""Suggest a max_length by a named policy, with the reason spelled out.
+
+Policies:
+  coverage    (default) the smallest multiple of `round_to` that holds at least `target` of the records whole:
+              the nearest-rank percentile `target` of the lengths, rounded up. Few records are cut, and rows are
+              not longer than the data needs (attention cost and activation memory grow with max_length).
+  supervised  the smallest multiple of `round_to` at which the overlong policy keeps at least `target` of the
+              supervised (assistant) tokens: for data where a few long records carry much of the signal.
+
+Either is capped by the model's maximum positions when known.
+
+>>> import numpy as np
+>>> from analyze.lengths import LengthTable
+>>> n = np.array([100] * 98 + [700, 3000])
+>>> t = LengthTable(np.zeros(100, np.int32), np.arange(100), n, n // 2, np.arange(100), n // 2, n)
+>>> suggest(t, "coverage", 0.98, 64, None, "cut_turns").max_length   # p98 = 100 → 128
+128
+>>> suggest(t, "coverage", 0.99, 64, None, "cut_turns").max_length   # p99 = 700 → 704
+704
+>>> suggest(t, "coverage", 1.0, 64, 2048, "cut_turns").max_length    # p100 = 3000, capped
+2048
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from analyze.lengths import LengthTable
+from analyze.overlong import apply_overlong
+from analyze.stats import percentile
+
+SUGGEST_POLICIES = ("coverage", "supervised")
+
+
+@dataclass
+class Suggestion:
+    max_length: int
+    policy: str
+    reason: str
+
+
+def suggest(
+    table: LengthTable, policy: str, target: float, round_to: int, limit: int | None, overlong: str
+) -> Suggestion:
+    if not 0 < target <= 1:
+        raise ValueError("target must be in (0, 1]")
+    if policy == "coverage":
+        q = percentile(table.tokens, target * 100)
+        value = _round_up(q, round_to)
+        reason = (
+            f"p{target * 100:g} of record lengths is {q} tokens ({target:.1%} of records fit whole); "
+            f"rounded up to a multiple of {round_to}"
+        )
+    elif policy == "supervised":
+        value = _smallest_keeping(table, target, round_to, overlong)
+        reason = (
+            f"the smallest multiple of {round_to} at which '{overlong}' keeps at least {target:.1%} of the "
+            "supervised (assistant) tokens"
+        )
+    else:
+        raise ValueError(f"unknown suggestion policy {policy!r}; choose one of {', '.join(SUGGEST_POLICIES)}")
+    if limit is not None and value > limit:
+        value = max(limit // round_to * round_to, 1) if limit >= round_to else limit
+        reason += f"; capped at the model's limit of {limit} positions"
+    return Suggestion(value, policy, reason)
+
+
+def _round_up(x: int, step: int) -> int:
+    return max(math.ceil(x / step) * step, step)
+
+
+def _smallest_keeping(table: LengthTable, target: float, step: int, overlong: str) -> int:
+    """Binary search over multiples of `step`: kept supervised tokens only grow with max_length."""
+    total = int(table.supervised.sum())
+    lo, hi = 1, math.ceil(int(table.tokens.max()) / step)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if apply_overlong(table, mid * step, overlong).supervised.sum() >= target * total:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo * step

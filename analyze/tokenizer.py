@@ -1,0 +1,88 @@
+"""Load the tokenizer the trainer will use: the bundled Qwen3 one, a hub id, or a local folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from analyze.errors import UserError
+
+BUNDLED = Path(__file__).parent / "bundled"
+# Model ids whose tokenizer and chat template are byte-identical to the bundled Qwen3 files
+# (bundled/qwen3/PROVENANCE.md), so the default works offline. Anything else loads the normal way.
+BUNDLED_MODELS = {
+    f"Qwen/Qwen3-{size}": "qwen3"
+    for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B", "30B-A3B", "235B-A22B")
+}
+# max_position_embeddings of those models' configs, so the cap is known offline too.
+KNOWN_POSITIONS = dict.fromkeys(BUNDLED_MODELS, 40960)
+
+
+def resolve_tokenizer_name(tokenizer: str | None, model: str | None) -> str:
+    """Where the tokenizer comes from: an explicit `tokenizer`, else the model's own (bundled when identical).
+
+    >>> resolve_tokenizer_name(None, "Qwen/Qwen3-1.7B")
+    'bundled:qwen3'
+    >>> resolve_tokenizer_name(None, "meta-llama/Llama-3.2-1B-Instruct")
+    'meta-llama/Llama-3.2-1B-Instruct'
+    """
+    if tokenizer:
+        return tokenizer
+    if model in BUNDLED_MODELS:
+        return f"bundled:{BUNDLED_MODELS[model]}"
+    if not model:
+        raise UserError("no tokenizer: pass --tokenizer (a hub id or a folder) or set model in the config")
+    return model
+
+
+def load_tokenizer(name: str, chat_template_file: str | Path | None = None):
+    """A fast `transformers` tokenizer with a chat template, or a one-line `UserError` with the fix."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    source = BUNDLED / name.removeprefix("bundled:") if name.startswith("bundled:") else name
+    if name.startswith("bundled:") and not Path(source).is_dir():
+        raise UserError(f"no bundled tokenizer {name!r}; the bundled one is 'bundled:qwen3'")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(source))
+    except Exception as e:  # transformers raises OSError, ValueError, HF hub errors… all mean "cannot load"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"cannot load tokenizer {name!r} ({reason[:200]}); pass --tokenizer with a Hugging Face hub id "
+            "or a local folder that holds tokenizer.json (set HF_TOKEN for gated models)"
+        ) from None
+    if not getattr(tok, "is_fast", False) or not hasattr(tok, "backend_tokenizer"):
+        raise UserError(
+            f"tokenizer {name!r} has no fast (tokenizers) version; lengthscan needs tokenizer.json"
+        )
+    if chat_template_file is not None:
+        path = Path(chat_template_file)
+        if not path.is_file():
+            raise UserError(
+                f"{path}: chat template file not found; pass a Jinja template file to --chat-template"
+            )
+        tok.chat_template = path.read_text(encoding="utf-8")
+    tok.name_for_report = name  # shown in reports and written into the config's provenance
+    return tok
+
+
+def model_limit(tokenizer, model: str | None) -> tuple[int | None, str]:
+    """The model's maximum positions and where that number came from (no network: local files only)."""
+    if model:
+        try:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(model, local_files_only=True)
+            positions = getattr(config, "max_position_embeddings", None)
+            if positions:
+                return int(positions), f"{model} config"
+        except Exception:  # not cached locally: fall back to what is known without the hub
+            pass
+        if model in KNOWN_POSITIONS:
+            return KNOWN_POSITIONS[model], f"{model} config"
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit and limit < 10**8:  # transformers uses a huge sentinel for "unknown"
+        return int(limit), "tokenizer model_max_length"
+    return None, "unknown"
