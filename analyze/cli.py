@@ -21,9 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Token lengths of chat data as the trainer sees them: distribution, truncation, padding "
         "waste, and a suggested max_length (optionally written into the trainer's config).",
     )
-    p.add_argument(
-        "files", nargs="*", help=".jsonl / .json files, optionally .gz (default: the config's data.train)"
-    )
+    p.add_argument("files", nargs="*", help=".jsonl / .json files, optionally .gz (default: the config's data.train)")
     p.add_argument(
         "--config",
         metavar="PATH",
@@ -32,18 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tokenizer", help="hub id, local folder or bundled:qwen3 (default: the config's, else the model's)"
     )
-    p.add_argument(
-        "--chat-template", metavar="FILE", help="Jinja chat template to use instead of the tokenizer's"
-    )
-    p.add_argument(
-        "--format", choices=FORMATS, help="record format (default: the config's, 'auto' detects per record)"
-    )
-    p.add_argument(
-        "--max-length", type=int, metavar="N", help="max_length to evaluate (default: the config's)"
-    )
-    p.add_argument(
-        "--overlong", choices=OVERLONG_POLICIES, help="what to do with longer records (default: config's)"
-    )
+    p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template to use instead of the tokenizer's")
+    p.add_argument("--format", choices=FORMATS, help="record format (default: the config's, 'auto' detects per record)")
+    p.add_argument("--max-length", type=int, metavar="N", help="max_length to evaluate (default: the config's)")
+    p.add_argument("--overlong", choices=OVERLONG_POLICIES, help="what to do with longer records (default: config's)")
     p.add_argument(
         "--policy",
         choices=SUGGEST_POLICIES,
@@ -51,9 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how to suggest max_length: coverage (records fit whole) or supervised (assistant tokens kept)",
     )
     p.add_argument("--target", type=float, default=0.99, help="share to keep under --policy (default 0.99)")
-    p.add_argument(
-        "--round-to", type=int, default=64, metavar="N", help="round the suggestion up to a multiple of N"
-    )
+    p.add_argument("--round-to", type=int, default=64, metavar="N", help="round the suggestion up to a multiple of N")
     p.add_argument(
         "--write-config",
         nargs="?",
@@ -61,15 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"write the suggestion as max_length into PATH (default: --config or ./{DEFAULT_CONFIG_NAME})",
     )
-    p.add_argument(
-        "--json", action="store_true", help="print one JSON document on stdout instead of the report"
-    )
-    p.add_argument(
-        "--lengths-out", metavar="FILE", help="write per-record lengths to FILE (.csv or .parquet)"
-    )
-    p.add_argument(
-        "--strict", action="store_true", help="stop at the first bad record (exit 2) instead of skipping"
-    )
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the report")
+    p.add_argument("--lengths-out", metavar="FILE", help="write per-record lengths to FILE (.csv or .parquet)")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 2) instead of skipping")
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -28,9 +28,7 @@ def _f(default, help: str, **kw):
 
 @dataclass
 class DataConfig:
-    train: list[str] = _f(
-        [], "training files (.jsonl / .json, optionally .gz); lengthscan uses them when given none"
-    )
+    train: list[str] = _f([], "training files (.jsonl / .json, optionally .gz); lengthscan uses them when given none")
     format: str = _f("auto", "record format: auto, messages, sharegpt, alpaca, prompt_completion or text")
 
 
@@ -39,21 +37,15 @@ class LoraConfig:
     r: int = _f(16, "LoRA rank: adapter capacity (the guide's first lever is r=32 with alpha=32)")
     alpha: int = _f(16, "LoRA alpha; the adapter's scale is alpha / r")
     dropout: float = _f(0.05, "dropout on the LoRA path")
-    target_modules: str | list[str] = _f(
-        "all-linear", "layers that get adapters: all-linear or a list of names"
-    )
+    target_modules: str | list[str] = _f("all-linear", "layers that get adapters: all-linear or a list of names")
 
 
 @dataclass
 class OptimConfig:
     micro_batch_size: int = _f(4, "rows per forward pass on the GPU")
-    grad_accum_steps: int = _f(
-        4, "micro-batches per optimizer step (effective batch = micro_batch_size × this)"
-    )
+    grad_accum_steps: int = _f(4, "micro-batches per optimizer step (effective batch = micro_batch_size × this)")
     learning_rate: float = _f(2e-4, "peak learning rate")
-    lr_scheduler: str = _f(
-        "cosine", "learning-rate schedule: cosine, cosine_with_restarts, linear, constant…"
-    )
+    lr_scheduler: str = _f("cosine", "learning-rate schedule: cosine, cosine_with_restarts, linear, constant…")
     warmup_steps: int = _f(200, "optimizer steps of linear warm-up")
     epochs: float = _f(3.0, "passes over the training data (the guide: not more than 3 for dialogue)")
     weight_decay: float = _f(0.0, "AdamW weight decay")
@@ -62,17 +54,13 @@ class OptimConfig:
 
 @dataclass
 class Config:
-    model: str = _f(
-        "Qwen/Qwen3-1.7B", "base model: Hugging Face hub id or local folder (4-bit QLoRA fits a T4)"
-    )
+    model: str = _f("Qwen/Qwen3-1.7B", "base model: Hugging Face hub id or local folder (4-bit QLoRA fits a T4)")
     tokenizer: str | None = _f(
         None, "tokenizer: hub id or folder; empty = the model's own (bundled for Qwen3, so it works offline)"
     )
     chat_template: str | None = _f(None, "a Jinja chat template file to use instead of the tokenizer's")
     max_length: int = _f(512, "tokens per training row; `lengthscan --write-config` sets it from the data")
-    max_length_source: dict | None = _f(
-        None, "where max_length came from (written by lengthscan; informational)"
-    )
+    max_length_source: dict | None = _f(None, "where max_length came from (written by lengthscan; informational)")
     overlong: str = _f(
         "cut_turns",
         "records longer than max_length: cut_turns (keep the whole turns that fit), truncate (cut at max_length) "
@@ -94,9 +82,7 @@ class Config:
 def check(cfg: Config) -> None:
     """Cross-field checks, in one place."""
     if cfg.overlong not in OVERLONG_POLICIES:
-        raise UserError(
-            f"overlong: {cfg.overlong!r} is not a policy; choose one of {', '.join(OVERLONG_POLICIES)}"
-        )
+        raise UserError(f"overlong: {cfg.overlong!r} is not a policy; choose one of {', '.join(OVERLONG_POLICIES)}")
     if cfg.max_length < 1:
         raise UserError(f"max_length: {cfg.max_length} must be at least 1")
     if cfg.optim.micro_batch_size < 1 or cfg.optim.grad_accum_steps < 1:
@@ -166,11 +152,7 @@ def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
             return float(value)
         if origin is list and isinstance(value, list):
             return list(value)
-        if (
-            origin in (int, str, dict)
-            and isinstance(value, origin)
-            and not (origin is int and isinstance(value, bool))
-        ):
+        if origin in (int, str, dict) and isinstance(value, origin) and not (origin is int and isinstance(value, bool)):
             return value
     names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed if t is not type(None))
     raise UserError(f"{where}: '{key}' is {value!r}; expected {names}")

@@ -26,15 +26,11 @@ def write_max_length(path: str | Path, max_length: int, source: dict) -> bool:
 
     path = Path(path)
     if PACKAGE_DIR in path.resolve().parents:
-        raise UserError(
-            f"{path}: refusing to edit a file inside the installed package; write to your own config"
-        )
+        raise UserError(f"{path}: refusing to edit a file inside the installed package; write to your own config")
     created = not path.exists()
     text = default_yaml() if created else path.read_text(encoding="utf-8")
     if not created:
-        from_dict(
-            read_yaml(path), where=str(path)
-        )  # unknown keys or bad values: stop before touching the file
+        from_dict(read_yaml(path), where=str(path))  # unknown keys or bad values: stop before touching the file
     yaml = YAML()  # round-trip mode keeps comments and order
     yaml.preserve_quotes = True
     yaml.width = 4096

@@ -170,9 +170,7 @@ def _prompt_completion(record: dict) -> list[dict]:
     prompt, completion = record["prompt"], record["completion"]
     if isinstance(prompt, list) or isinstance(completion, list):
         prompt = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-        completion = (
-            completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}]
-        )
+        completion = completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}]
         return _messages(prompt + completion, "role", "content", roles=None)
     if not isinstance(prompt, str) or not isinstance(completion, str):
         raise SkipRecord("non_string_content", "'prompt' and 'completion' must be strings or message lists")

@@ -52,9 +52,7 @@ class TableBuilder:
 
     def __init__(self, keep_ids: bool = False):
         self.keep_ids = keep_ids
-        self._cols = {
-            k: array("q") for k in ("file", "line", "tokens", "sup", "span_row", "span_start", "span_end")
-        }
+        self._cols = {k: array("q") for k in ("file", "line", "tokens", "sup", "span_row", "span_start", "span_end")}
         self._ids: list[np.ndarray] = []
 
     def add(self, file_index: int, line: int, enc: Encoded) -> None:

@@ -24,9 +24,7 @@ def pack(lengths: Sequence[int] | np.ndarray, max_length: int) -> list[list[int]
     order = np.argsort(-lengths, kind="stable").tolist()
     sizes = lengths.tolist()
     rows: list[list[int]] = []
-    by_space: list[list[int]] = [
-        [] for _ in range(max_length + 1)
-    ]  # free space → rows with exactly that space
+    by_space: list[list[int]] = [[] for _ in range(max_length + 1)]  # free space → rows with exactly that space
     has_space = 0  # bit s is set when some row has exactly s free slots: the best fit is one bit scan away
     for i in order:
         n = sizes[i]

@@ -33,9 +33,7 @@ class SkipLog:
 
     def add(self, where: str, reason: str, detail: str) -> None:
         if self.strict:
-            raise UserError(
-                f"{where}: {detail} [{reason}] (--strict stops at the first bad record; drop it to skip)"
-            )
+            raise UserError(f"{where}: {detail} [{reason}] (--strict stops at the first bad record; drop it to skip)")
         self.counts[reason] += 1
         if len(self.examples) < self.keep:
             self.examples.append(f"{where}: {detail} [{reason}]")
@@ -48,9 +46,7 @@ class SkipLog:
 def check_paths(paths: list[str | Path]) -> list[Path]:
     """The input files as Paths, or a one-line error naming the first one that cannot be read."""
     if not paths:
-        raise UserError(
-            "no data files given: pass one or more .jsonl/.json files (or set data.train in the config)"
-        )
+        raise UserError("no data files given: pass one or more .jsonl/.json files (or set data.train in the config)")
     out = []
     for p in map(Path, paths):
         if not p.is_file():

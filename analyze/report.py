@@ -19,9 +19,7 @@ def render(a: Analysis, current_source: str) -> Group:
     files = ", ".join(p.name for p in t.paths)
     lines.append(Text.assemble(("lengthscan", "bold"), f"  {files}  ·  tokenizer {t.tokenizer_name}"))
     skipped = f"{t.skips.total:,} skipped" + (
-        " (" + ", ".join(f"{k}: {v:,}" for k, v in t.skips.counts.most_common()) + ")"
-        if t.skips.total
-        else ""
+        " (" + ", ".join(f"{k}: {v:,}" for k, v in t.skips.counts.most_common()) + ")" if t.skips.total else ""
     )
     lines.append(Text(f"records  {t.records:,} analysed · {skipped}"))
     for example in t.skips.examples:

@@ -11,8 +11,7 @@ BUNDLED = Path(__file__).parent / "bundled"
 # Model ids whose tokenizer and chat template are byte-identical to the bundled Qwen3 files
 # (bundled/qwen3/PROVENANCE.md), so the default works offline. Anything else loads the normal way.
 BUNDLED_MODELS = {
-    f"Qwen/Qwen3-{size}": "qwen3"
-    for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B", "30B-A3B", "235B-A22B")
+    f"Qwen/Qwen3-{size}": "qwen3" for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B", "30B-A3B", "235B-A22B")
 }
 # max_position_embeddings of those models' configs, so the cap is known offline too.
 KNOWN_POSITIONS = dict.fromkeys(BUNDLED_MODELS, 40960)
@@ -54,15 +53,11 @@ def load_tokenizer(name: str, chat_template_file: str | Path | None = None):
             "or a local folder that holds tokenizer.json (set HF_TOKEN for gated models)"
         ) from None
     if not getattr(tok, "is_fast", False) or not hasattr(tok, "backend_tokenizer"):
-        raise UserError(
-            f"tokenizer {name!r} has no fast (tokenizers) version; lengthscan needs tokenizer.json"
-        )
+        raise UserError(f"tokenizer {name!r} has no fast (tokenizers) version; lengthscan needs tokenizer.json")
     if chat_template_file is not None:
         path = Path(chat_template_file)
         if not path.is_file():
-            raise UserError(
-                f"{path}: chat template file not found; pass a Jinja template file to --chat-template"
-            )
+            raise UserError(f"{path}: chat template file not found; pass a Jinja template file to --chat-template")
         tok.chat_template = path.read_text(encoding="utf-8")
     tok.name_for_report = name  # shown in reports and written into the config's provenance
     return tok
