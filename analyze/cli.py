@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the report")
     p.add_argument("--lengths-out", metavar="FILE", help="write per-record lengths to FILE (.csv or .parquet)")
+    p.add_argument("--plot", metavar="FILE.png", help="write the main figure (histogram and waste curve) to a PNG")
     p.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 2) instead of skipping")
     p.add_argument(
         "--progress",
@@ -102,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.lengths_out:
         write_lengths(analysis.tokenized, Path(args.lengths_out))
+    if args.plot:
+        from analyze.plot import write_main_figure
+
+        write_main_figure(analysis, Path(args.plot))
     written = None
     if args.write_config is not None:
         target = Path(args.write_config or config_path or DEFAULT_CONFIG_NAME)

@@ -1,0 +1,40 @@
+"""Shared fixtures: the bundled Qwen3 tokenizer, small data files; nothing is downloaded."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests must never reach the model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "hh-rlhf-helpful-base-test.messages.jsonl"
+
+
+@pytest.fixture(scope="session")
+def qwen3():
+    from analyze.tokenizer import load_tokenizer
+
+    return load_tokenizer("bundled:qwen3")
+
+
+@pytest.fixture
+def write_jsonl(tmp_path):
+    """Write records (dicts, or raw strings/bytes for bad lines) to a .jsonl file and return its path."""
+
+    def write(records, name="data.jsonl"):
+        path = tmp_path / name
+        with open(path, "wb") as f:
+            for r in records:
+                if isinstance(r, bytes):
+                    f.write(r + b"\n")
+                elif isinstance(r, str):
+                    f.write(r.encode() + b"\n")
+                else:
+                    f.write(json.dumps(r).encode() + b"\n")
+        return path
+
+    return write
