@@ -78,12 +78,13 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     from analyze.analysis import SuggestOptions, analyze
     from analyze.pipeline import tokenize_files
+    from analyze.reader import check_paths
     from analyze.tokenizer import load_tokenizer, model_limit, resolve_tokenizer_name
 
     config_path = _config_path(args.config)
     cfg = load_config(config_path)
     _check_args(args)
-    files = args.files or cfg.data.train
+    files = check_paths(args.files or cfg.data.train)  # before the tokenizer loads: a typo fails at once
     name = resolve_tokenizer_name(args.tokenizer or cfg.tokenizer, cfg.model)
     tokenizer = load_tokenizer(name, args.chat_template or cfg.chat_template)
     tokenized = tokenize_files(

@@ -129,11 +129,24 @@ def from_dict(data: dict, cls: type = Config, where: str = "config", prefix: str
     kwargs = {}
     for key, value in data.items():
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+            close = nearest(str(key), names)
+            hint = f"; did you mean '{prefix}{close}'?" if close else f"; valid keys: {', '.join(names)}"
             raise UserError(f"{where}: unknown key '{prefix}{key}'{hint}")
         kwargs[key] = _coerce(value, hints[key], where, prefix + key)
     return cls(**kwargs)
+
+
+def nearest(key: str, names: list[str]) -> str | None:
+    """The valid name a mistyped key most likely meant, or None.
+
+    >>> nearest("learnig_rate", ["learning_rate", "seed"]), nearest("rank", ["r", "alpha"]), nearest("zz", ["r"])
+    ('learning_rate', 'r', None)
+    """
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    prefixed = [n for n in names if key.startswith(n) or n.startswith(key)]
+    return prefixed[0] if prefixed else None
 
 
 def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:

@@ -5,10 +5,10 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests must never reach the model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "hh-rlhf-helpful-base-test.messages.jsonl"
