@@ -37,6 +37,7 @@ def resolve_tokenizer_name(tokenizer: str | None, model: str | None) -> str:
 def load_tokenizer(name: str, chat_template_file: str | Path | None = None):
     """A fast `transformers` tokenizer with a chat template, or a one-line `UserError` with the fix."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # "PyTorch was not found": the analyzer needs none
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 

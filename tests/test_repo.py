@@ -1,0 +1,30 @@
+"""The repository's own promises: CI runs the README's test command; the README's example output is current."""
+
+import re
+
+from tests.conftest import REPO
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", quick)
+
+
+def test_ci_runs_the_readme_test_command():
+    install_and_run, test = readme_commands()
+    assert "lengthscan data/" in install_and_run
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test in ci
+
+
+def test_readme_example_report_is_current(capsys):
+    """The report shown in the README is what the bundled sample gives today."""
+    from analyze.cli import main
+
+    assert main([str(REPO / "data" / "hh-rlhf-helpful-base-test.messages.jsonl")]) == 0
+    out = capsys.readouterr().out
+    text = (REPO / "README.md").read_text()
+    for line in out.splitlines()[:4]:  # header, records, tokens, lengths
+        assert line.strip().split("  ·  tokenizer")[-1] in text
+    assert re.search(r"suggested max_length \d+", out).group(0) in text
