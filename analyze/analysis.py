@@ -9,10 +9,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from analyze.pipeline import Tokenized
+from analyze.config import Config
+from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import make_plan
+from analyze.reader import check_paths
 from analyze.stats import LengthStats, PlanStats, candidate_lengths, candidates, length_stats, plan_stats
 from analyze.suggest import Suggestion, suggest
+from analyze.tokenizer import load_tokenizer, model_limit, resolve_tokenizer_name
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Analysis:
     candidates: list[PlanStats] = field(default_factory=list)
     micro_batch: int = 4
     grad_accum: int = 4
+    seed: int = 0  # the dynamic-padding shuffle's seed (the config's optim.seed)
 
     @property
     def table(self):
@@ -142,7 +146,38 @@ def analyze(
         candidates=candidates(table, ladder, overlong, micro_batch, grad_accum, seed),
         micro_batch=micro_batch,
         grad_accum=grad_accum,
+        seed=seed,
     )
+
+
+def analyze_files(
+    files: list,
+    cfg: Config | None = None,
+    *,
+    tokenizer: str | None = None,
+    chat_template: str | None = None,
+    fmt: str | None = None,
+    max_length: int | None = None,
+    overlong: str | None = None,
+    options: SuggestOptions | None = None,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> Analysis:
+    """Files → `Analysis`, with the config's settings unless overridden: what `lengthscan` and the notebook run.
+
+    The tokenizer is `tokenizer`, else the config's, else the config's model's own (bundled for Qwen3).
+    """
+    cfg = cfg or Config()
+    paths = check_paths(list(files))  # before the tokenizer loads: a typo fails at once
+    tok = load_tokenizer(
+        resolve_tokenizer_name(tokenizer or cfg.tokenizer, cfg.model), chat_template or cfg.chat_template
+    )
+    tokenized = tokenize_files(paths, tok, fmt=fmt or cfg.data.format, strict=strict, progress=progress)
+    o = cfg.optim
+    return analyze(
+        tokenized, max_length or cfg.max_length, overlong or cfg.overlong, o.micro_batch_size, o.grad_accum_steps,
+        o.seed, options, model_limit(tok, cfg.model),
+    )  # fmt: skip
 
 
 def _nice_step(raw: float) -> int:

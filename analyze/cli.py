@@ -76,32 +76,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analyze.analysis import SuggestOptions, analyze
-    from analyze.pipeline import tokenize_files
-    from analyze.reader import check_paths
-    from analyze.tokenizer import load_tokenizer, model_limit, resolve_tokenizer_name
+    from analyze.analysis import SuggestOptions, analyze_files
 
     config_path = _config_path(args.config)
     cfg = load_config(config_path)
     _check_args(args)
-    files = check_paths(args.files or cfg.data.train)  # before the tokenizer loads: a typo fails at once
-    name = resolve_tokenizer_name(args.tokenizer or cfg.tokenizer, cfg.model)
-    tokenizer = load_tokenizer(name, args.chat_template or cfg.chat_template)
-    tokenized = tokenize_files(
-        files, tokenizer, fmt=args.format or cfg.data.format, strict=args.strict, progress=args.progress
-    )
-    max_length = args.max_length or cfg.max_length
-    overlong = args.overlong or cfg.overlong
-    analysis = analyze(
-        tokenized,
-        max_length,
-        overlong,
-        cfg.optim.micro_batch_size,
-        cfg.optim.grad_accum_steps,
-        cfg.optim.seed,
-        SuggestOptions(args.policy, args.target, args.round_to),
-        model_limit(tokenizer, cfg.model),
-    )
+    analysis = analyze_files(
+        args.files or cfg.data.train, cfg, tokenizer=args.tokenizer, chat_template=args.chat_template,
+        fmt=args.format, max_length=args.max_length, overlong=args.overlong,
+        options=SuggestOptions(args.policy, args.target, args.round_to), strict=args.strict, progress=args.progress,
+    )  # fmt: skip
     if args.lengths_out:
         write_lengths(analysis.tokenized, Path(args.lengths_out))
     if args.plot:
@@ -141,6 +125,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--round-to {args.round_to}: must be at least 1")
     if args.lengths_out and not args.lengths_out.endswith((".csv", ".parquet")):
         raise UserError(f"--lengths-out {args.lengths_out}: use a .csv or .parquet file name")
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise UserError(f"--plot {args.plot}: the figure is a PNG; give a file name ending in .png")
 
 
 def _write(target: Path, analysis, args) -> bool:
