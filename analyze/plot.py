@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analyze.errors import UserError
-from analyze.stats import candidates, percentile
+from analyze.stats import PlanStats, candidates, percentile
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,26 +22,25 @@ if TYPE_CHECKING:
 
     from analyze.analysis import Analysis
 
-FIGSIZE = (13.0, 5.0)  # inches; at DPI 100 the PNG is 1300 × 500 pixels
+FIGSIZE = (13.0, 6.0)  # inches; at DPI 100 the PNG is 1300 × 600 pixels
 DPI = 100
-HIST_BINS = 40  # target bin count up to the clip point; the width is rounded to 1, 2 or 5 × 10^k tokens
+HIST_BINS = 50  # target bin count up to the clip point; the width is rounded to 1, 2 or 5 × 10^k tokens
 WASTE_STEP = 64  # the waste curve samples max_length at multiples of this…
 WASTE_POINTS = 48  # …widened so there are at most about this many points (each one packs the whole data set)
 CURRENT = {"color": "tab:red", "linestyle": "-", "linewidth": 1.8}
 SUGGESTED = {"color": "tab:green", "linestyle": "--", "linewidth": 1.8}
 
 
-def _matplotlib():
+def _require_matplotlib() -> None:
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install 'lengthscan[plot]'") from None
-    return matplotlib
 
 
 def main_figure(analysis: Analysis) -> Figure:
     """The histogram with both max_length lines, beside padding waste against max_length."""
-    _matplotlib()
+    _require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -71,16 +70,17 @@ def write_main_figure(analysis: Analysis, path: Path) -> None:
 def plot_histogram(ax: Axes, analysis: Analysis, bins: int = HIST_BINS) -> None:
     """Records per token length, clipped at a round number past p99; the current and suggested max_length."""
     edges, counts, beyond = analysis.histogram(bins)
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.8, edgecolor="white")
+    width = edges[1] - edges[0]
+    ax.bar(edges[:-1], counts, width=width, align="edge", color="tab:blue", alpha=0.8, edgecolor="white")
+    if beyond:  # the long tail in one hatched bar, so a few very long records do not squash the rest
+        label = f"≥ {edges[-1]:,} tokens: {beyond:,} records, longest {analysis.lengths.max:,}"
+        ax.bar(edges[-1], beyond, width=width, align="edge", color="white", edgecolor="gray", hatch="///", label=label)
     _max_length_lines(ax, analysis, with_rates=True)
-    if beyond:
-        ax.plot([], [], " ", label=f"{beyond:,} longer records (≥ {edges[-1]:,}, longest {analysis.lengths.max:,})")
-        ax.plot([], [], " ", label="lie beyond the right edge")
-    ax.set_xlim(0, _x_top(analysis, edges[-1]))
-    ax.set_title(f"Token lengths of {analysis.table.tokens.size:,} records (bins of {edges[1] - edges[0]:,} tokens)")
+    ax.set_xlim(0, _x_top(analysis, edges[-1] + (width if beyond else 0)))
+    ax.set_title(f"Token lengths of {analysis.table.tokens.size:,} records (bins of {width:,} tokens)")
     ax.set_xlabel("tokens per record (chat template applied)")
     ax.set_ylabel("records")
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8.5)  # below: never hides a bar
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -122,17 +122,25 @@ def plot_cdf(ax: Axes, analysis: Analysis, log_x: bool | None = None) -> None:
     ax.grid(alpha=0.3)
 
 
-def waste_curve(analysis: Analysis) -> list:
-    """`PlanStats` at max_length = 64, 128, … up to past p99.9 and both marked lengths (at most ~48 points)."""
-    tokens = analysis.table.tokens
-    s = analysis.at_max_length
-    top = max(percentile(tokens, 99.9), s.max_length, analysis.suggestion.max_length)
-    step = WASTE_STEP * -(-top // (WASTE_STEP * WASTE_POINTS))
-    grid = set(range(step, top + 2 * step, step)) | {s.max_length, analysis.suggestion.max_length}
+def waste_curve(analysis: Analysis) -> list[PlanStats]:
+    """`PlanStats` at max_length = 64, 128, … up to past p99.9 and both marked lengths (at most ~48 points).
+
+    Lengths the analysis already evaluated are taken from it, so the marked values match the report exactly.
+    """
+    tokens, here = analysis.table.tokens, analysis.at_max_length
+    top = max(percentile(tokens, 99.9), here.max_length, analysis.suggestion.max_length)
+    step = WASTE_STEP * -(-top // (WASTE_STEP * WASTE_POINTS))  # ceil: 64, or the multiple that keeps ≤ 48 points
+    grid = set(range(step, top + step, step)) | {here.max_length, analysis.suggestion.max_length}
     if analysis.limit:
         grid = {x for x in grid if x <= analysis.limit}
-    seed = getattr(analysis, "seed", 0)  # the seed of the dynamic-padding shuffle, once Analysis records it
-    return candidates(analysis.table, sorted(grid), s.policy, analysis.micro_batch, analysis.grad_accum, seed)
+    known = {c.max_length: c for c in [*analysis.candidates, here]}
+    seed = analysis.seed
+    missing = sorted(grid - known.keys())
+    known |= {
+        c.max_length: c
+        for c in candidates(analysis.table, missing, here.policy, analysis.micro_batch, analysis.grad_accum, seed)
+    }
+    return [known[x] for x in sorted(grid)]
 
 
 def plot_waste(ax: Axes, analysis: Analysis) -> None:
@@ -143,21 +151,25 @@ def plot_waste(ax: Axes, analysis: Analysis) -> None:
     x = [c.max_length for c in curve]
     mb, policy = analysis.micro_batch, analysis.at_max_length.policy
     lines = (
-        ("padding_waste_pad_to_max", "pad every record to max_length", "tab:orange", "-"),
-        ("padding_waste_dynamic", f"dynamic: pad each batch of {mb} to its longest", "tab:purple", "-"),
-        ("padding_waste_packed", "packed rows of max_length", "tab:blue", "-"),
-        ("truncation_rate", f"records longer than max_length (cut: {policy})", "gray", ":"),
+        ("padding_waste_pad_to_max", "padding, every record padded to max_length", "tab:orange", "-"),
+        ("padding_waste_dynamic", f"padding, each batch of {mb} padded to its longest", "tab:purple", "-"),
+        ("padding_waste_packed", "padding, packed rows of max_length", "tab:blue", "-"),
+        ("truncation_rate", f"records longer than max_length (cut by {policy})", "gray", ":"),
     )
+    at = {c.max_length: c for c in curve}
+    marked = list(dict.fromkeys([analysis.at_max_length.max_length, analysis.suggestion.max_length]))
     for attr, label, color, style in lines:
-        ax.plot(x, [getattr(c, attr) for c in curve], style, color=color, linewidth=1.8, label=label)
+        values = " → ".join(f"{getattr(at[m], attr):.1%}" for m in marked if m in at)
+        ax.plot(x, [getattr(c, attr) for c in curve], style, color=color, linewidth=1.8, label=f"{label}: {values}")
     _max_length_lines(ax, analysis)
     ax.set_xlim(0, x[-1])
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_title(f"Padding waste against max_length ({analysis.at_max_length.policy} for longer records)")
+    ax.set_title("Padding waste and records cut against max_length")
     ax.set_xlabel("max_length (tokens per training row)")
-    ax.set_ylabel("padding: % of token slots  ·  cut: % of records")
-    ax.legend(loc="upper right", fontsize=9)
+    ax.set_ylabel("padding: % of token slots · cut: % of records")
+    title = "at max_length " + " → ".join(f"{m:,}" for m in marked if m in at)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8.5, title=title, title_fontsize=8.5)
     ax.grid(alpha=0.3)
 
 
@@ -165,16 +177,17 @@ def plot_supervised(ax: Axes, analysis: Analysis) -> None:
     """Each record as a dot: all its tokens against its supervised (assistant) tokens."""
     table = analysis.table
     total, sup = table.tokens, table.supervised
-    edges, _, beyond = analysis.histogram()
+    edges, _, beyond = analysis.histogram(HIST_BINS)
     top = _x_top(analysis, edges[-1])
     alpha = float(np.clip(2000 / max(len(total), 1), 0.05, 0.6))  # dense data: lighter dots show the density
     ax.scatter(total, sup, s=6, alpha=alpha, color="tab:blue", linewidths=0, rasterized=True, label="one record")
     ax.plot([0, top], [0, top], color="black", linewidth=0.8, alpha=0.6, label="all tokens supervised")
     share = sup.sum() / max(total.sum(), 1)
-    ax.plot([0, top], [0, share * top], color="tab:orange", linewidth=1.2, label=f"overall share: {share:.0%}")
+    label = f"overall: {share:.0%} of tokens supervised"
+    ax.plot([0, top], [0, share * top], color="tab:orange", linewidth=1.2, label=label)
     _max_length_lines(ax, analysis)
     if beyond:
-        ax.plot([], [], " ", label=f"{beyond:,} records ≥ {edges[-1]:,} tokens beyond the right edge")
+        ax.plot([], [], " ", label=f"{beyond:,} records ≥ {edges[-1]:,} tokens lie beyond the right edge")
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_title("Supervised (assistant) tokens against all tokens per record")
@@ -203,7 +216,7 @@ def _max_length_lines(ax: Axes, analysis: Analysis, with_rates: bool = False) ->
 
 def _x_top(analysis: Analysis, data_top: float) -> float:
     """Right edge of a length axis: the data's clip point, or further when a max_length line lies past it."""
-    return max(data_top, analysis.at_max_length.max_length, analysis.suggestion.max_length) * 1.03
+    return max(data_top, analysis.at_max_length.max_length, analysis.suggestion.max_length) * 1.05
 
 
 def _data_title(analysis: Analysis) -> str:

@@ -1,0 +1,83 @@
+"""The histogram notebook: committed without outputs, and runs headless top to bottom on the bundled sample."""
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SAMPLE
+
+NOTEBOOK = REPO / "notebooks" / "length_histogram.ipynb"
+FIGURES = 4  # histogram, CDF, padding waste, supervised against total
+
+
+def code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_committed_notebook_has_no_outputs():
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    dirty = [c["id"] for c in code_cells(nb) if c["outputs"] or c["execution_count"] is not None]
+    assert not dirty, f"{NOTEBOOK.name}: cells {dirty} hold outputs; run `python notebooks/strip_outputs.py`"
+
+
+@pytest.mark.parametrize("cwd", [REPO / "notebooks", REPO])
+def test_settings_cell_defaults_to_the_bundled_sample(cwd, monkeypatch):
+    """The first code cell alone: it finds the sample whether Jupyter runs in notebooks/ or the repository root."""
+    settings = "".join(code_cells(json.loads(NOTEBOOK.read_text(encoding="utf-8")))[0]["source"])
+    monkeypatch.chdir(cwd)
+    names: dict = {}
+    exec(settings, names)
+    assert [Path(p).resolve() for p in names["DATA_FILES"]] == [SAMPLE]
+    assert (names["TOKENIZER"], names["MAX_LENGTH"], names["CONFIG"]) == ("bundled:qwen3", 512, None)
+
+
+@pytest.fixture(scope="module")
+def executed():
+    """The notebook run by a real Jupyter kernel, as `Run all` would, from notebooks/ (Jupyter's working folder)."""
+    nbformat = pytest.importorskip("nbformat", reason="the notebook test needs nbformat, nbclient and ipykernel")
+    nbclient = pytest.importorskip("nbclient", reason="the notebook test needs nbformat, nbclient and ipykernel")
+    pytest.importorskip("matplotlib")
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        pytest.skip("no 'python3' Jupyter kernel: pip install ipykernel (python -m ipykernel install --sys-prefix)")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend is what turns figures into outputs
+        client = nbclient.NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        )
+        client.execute()  # raises CellExecutionError, with the cell and traceback, if any cell fails
+    return nb
+
+
+def test_notebook_runs_and_draws_its_figures(executed):
+    pngs = [
+        base64.b64decode(out["data"]["image/png"])
+        for cell in code_cells(executed)
+        for out in cell["outputs"]
+        if "image/png" in out.get("data", {})
+    ]
+    assert len(pngs) == FIGURES
+    for png in pngs:
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert not [o for c in code_cells(executed) for o in c["outputs"] if o["output_type"] == "error"]
+    report = "".join(
+        out.get("text", "") + out.get("data", {}).get("text/plain", "") for out in code_cells(executed)[1]["outputs"]
+    )
+    assert "2,354 analysed" in report and "suggested max_length" in report  # the analyzer's report on the sample
+
+
+def test_strip_script_gives_back_the_committed_notebook(executed, tmp_path):
+    import nbformat
+
+    ran = tmp_path / NOTEBOOK.name
+    nbformat.write(executed, ran)
+    subprocess.run([sys.executable, str(REPO / "notebooks" / "strip_outputs.py"), str(ran)], check=True)
+    assert ran.read_text(encoding="utf-8") == NOTEBOOK.read_text(encoding="utf-8")
