@@ -1,4 +1,4 @@
-"""Write a max_length into the user's YAML config in place: comments, key order and other values kept, atomically.
+"""Edit the user's YAML config in place: comments, key order and other values kept, written atomically.
 
 The file is replaced in one `os.replace`, so a reader (or a crash) sees the old file or the new one, never half.
 A config that does not parse or has unknown keys is left untouched.
@@ -8,47 +8,74 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from analyze.atomic import atomic_write
 from analyze.config import default_yaml, from_dict, read_yaml
 from analyze.errors import UserError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# where a new top-level key goes when the file lacks it: after the first of these that is present
+PLACE_AFTER = {"max_length": ("chat_template", "tokenizer", "model"), "max_length_source": ("max_length",)}
 
 
-def write_max_length(path: str | Path, max_length: int, source: dict) -> bool:
-    """Set the top-level `max_length` (and `max_length_source`) of the config at `path`; create it if missing.
+def set_values(text: str, changes: dict[str, Any]) -> str:
+    """`text` with each dotted key set to its value; comments and order kept, missing sections created.
 
-    Returns True when the file was created from the defaults.
+    >>> print(set_values("# mine\\nlora:\\n  r: 16  # rank\\n", {"lora.r": 32, "lora.alpha": 32}), end="")
+    # mine
+    lora:
+      r: 32  # rank
+      alpha: 32
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
+    yaml = YAML()  # round-trip mode keeps comments and order
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    doc = (yaml.load(text) if text.strip() else None) or CommentedMap()
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = doc
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                node[p] = CommentedMap()
+            node = node[p]
+        value = CommentedMap(value) if isinstance(value, dict) else value
+        if key in node:
+            node[key] = value
+        else:
+            keys = list(node)
+            after = [k for k in PLACE_AFTER.get(dotted, ()) if k in keys]
+            node.insert(keys.index(after[0]) + 1 if after else len(keys), key, value)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue()
+
+
+def update_config(path: str | Path, changes: dict[str, Any]) -> bool:
+    """Apply `changes` to the config at `path` atomically, creating it from the defaults if missing.
+
+    Returns True when the file was created.
+    """
     path = Path(path)
     if PACKAGE_DIR in path.resolve().parents:
         raise UserError(f"{path}: refusing to edit a file inside the installed package; write to your own config")
     created = not path.exists()
-    text = default_yaml() if created else path.read_text(encoding="utf-8")
-    if not created:
+    if created:
+        text = default_yaml()
+    else:
         from_dict(read_yaml(path), where=str(path))  # unknown keys or bad values: stop before touching the file
-    yaml = YAML()  # round-trip mode keeps comments and order
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    doc = yaml.load(text) if text.strip() else CommentedMap()
-    if doc is None:
-        doc = CommentedMap()
-    if "max_length" in doc:
-        doc["max_length"] = max_length
-    else:
-        keys = list(doc)
-        after = [k for k in ("chat_template", "tokenizer", "model") if k in keys]
-        doc.insert(keys.index(after[0]) + 1 if after else 0, "max_length", max_length)
-    entry = CommentedMap(source)
-    if "max_length_source" in doc:
-        doc["max_length_source"] = entry
-    else:
-        doc.insert(list(doc).index("max_length") + 1, "max_length_source", entry)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    atomic_write(path, out.getvalue())
+        text = path.read_text(encoding="utf-8")
+    new = set_values(text, changes)
+    from ruamel.yaml import YAML
+
+    from_dict(YAML(typ="safe").load(new) or {}, where=str(path))  # never write a config train would reject
+    atomic_write(path, new)
     return created
+
+
+def write_max_length(path: str | Path, max_length: int, source: dict) -> bool:
+    """Set the top-level `max_length` and its provenance `max_length_source`; True if the file was created."""
+    return update_config(path, {"max_length": max_length, "max_length_source": source})
