@@ -162,6 +162,7 @@ def analyze_files(
     options: SuggestOptions | None = None,
     strict: bool = False,
     progress: bool | None = None,
+    cache: bool = True,
 ) -> Analysis:
     """Files → `Analysis`, with the config's settings unless overridden: what `lengthscan` and the notebook run.
 
@@ -172,7 +173,7 @@ def analyze_files(
     tok = load_tokenizer(
         resolve_tokenizer_name(tokenizer or cfg.tokenizer, cfg.model), chat_template or cfg.chat_template
     )
-    tokenized = tokenize_files(paths, tok, fmt=fmt or cfg.data.format, strict=strict, progress=progress)
+    tokenized = tokenize_files(paths, tok, fmt=fmt or cfg.data.format, strict=strict, progress=progress, cache=cache)
     o = cfg.optim
     return analyze(
         tokenized, max_length or cfg.max_length, overlong or cfg.overlong, o.micro_batch_size, o.grad_accum_steps,

@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="write the main figure (histogram and waste curve) to a PNG")
     p.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 2) instead of skipping")
     p.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse token ids stored for the same data and tokenizer, store them if new "
+        "(in $LENGTHSCAN_CACHE, default ~/.cache/lengthscan)",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -84,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     analysis = analyze_files(
         args.files or cfg.data.train, cfg, tokenizer=args.tokenizer, chat_template=args.chat_template,
         fmt=args.format, max_length=args.max_length, overlong=args.overlong,
-        options=SuggestOptions(args.policy, args.target, args.round_to), strict=args.strict, progress=args.progress,
+        options=SuggestOptions(args.policy, args.target, args.round_to), strict=args.strict,
+        progress=args.progress, cache=args.cache,
     )  # fmt: skip
     if args.lengths_out:
         write_lengths(analysis.tokenized, Path(args.lengths_out))

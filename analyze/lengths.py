@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass
 
 import numpy as np
 
-from analyze.render import Encoded
+COLUMNS = ("file_index", "line", "tokens", "supervised", "span_record", "span_start", "span_end")
 
 
 @dataclass
@@ -37,8 +36,8 @@ class LengthTable:
     def row_ids(self, row: int) -> np.ndarray:
         if self.ids is None:
             raise ValueError("token ids were not kept; tokenize with keep_ids=True")
-        off = self.offsets
-        return self.ids[off[row] : off[row + 1]]
+        start = int(self.tokens[:row].sum())
+        return np.asarray(self.ids[start : start + int(self.tokens[row])])
 
     def supervised_mask(self, row: int) -> np.ndarray:
         mask = np.zeros(int(self.tokens[row]), dtype=bool)
@@ -47,40 +46,30 @@ class LengthTable:
         return mask
 
 
+@dataclass
+class Chunk:
+    """The records of one chunk of input, encoded: columns as in `LengthTable` (`span_record` counts from 0 in
+    the chunk), the chunk's token ids end to end, and its skipped records as (file_index, line, reason, detail)."""
+
+    columns: dict[str, np.ndarray]
+    ids: np.ndarray | None
+    skipped: list[tuple[int, int, str, str]]
+
+
 class TableBuilder:
-    """Collects `Encoded` records chunk by chunk into compact typed arrays (8 bytes a number, no Python objects)."""
+    """Collects encoded chunks into one `LengthTable`: a few numpy arrays, no per-record Python objects."""
 
-    def __init__(self, keep_ids: bool = False):
-        self.keep_ids = keep_ids
-        self._cols = {k: array("q") for k in ("file", "line", "tokens", "sup", "span_row", "span_start", "span_end")}
-        self._ids: list[np.ndarray] = []
+    def __init__(self):
+        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
+        self.rows = 0
 
-    def add(self, file_index: int, line: int, enc: Encoded) -> None:
-        c = self._cols
-        row = len(c["tokens"])
-        c["file"].append(file_index)
-        c["line"].append(line)
-        c["tokens"].append(enc.length)
-        c["sup"].append(enc.supervised)
-        for s, e in enc.spans:
-            c["span_row"].append(row)
-            c["span_start"].append(s)
-            c["span_end"].append(e)
-        if self.keep_ids and enc.ids is not None:
-            self._ids.append(enc.ids)
+    def add(self, chunk: Chunk) -> None:
+        for k in COLUMNS:
+            part = chunk.columns[k]
+            self._parts[k].append(part + self.rows if k == "span_record" else part)
+        self.rows += len(chunk.columns["tokens"])
 
-    def build(self) -> LengthTable:
-        col = {
-            k: np.frombuffer(v, dtype=np.int64).copy() if len(v) else np.zeros(0, np.int64)
-            for k, v in self._cols.items()
-        }
-        return LengthTable(
-            file_index=col["file"].astype(np.int32),
-            line=col["line"],
-            tokens=col["tokens"],
-            supervised=col["sup"],
-            span_record=col["span_row"],
-            span_start=col["span_start"],
-            span_end=col["span_end"],
-            ids=np.concatenate(self._ids) if self.keep_ids and self._ids else None,
-        )
+    def build(self, ids: np.ndarray | None = None) -> LengthTable:
+        col = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in self._parts.items()}
+        col["file_index"] = col["file_index"].astype(np.int32)
+        return LengthTable(**col, ids=ids)

@@ -1,26 +1,37 @@
 """files → records → rendered → encoded → `LengthTable`: the one tokenization both commands use.
 
-Reading, normalising and template rendering run in Python on this thread while the previous chunk is encoded
-by `tokenizers` on the other core(s) — the encoder releases the GIL — so both cores stay busy.
+Input is cut into chunks of records. Each chunk is parsed, normalised, rendered with the chat template and encoded
+in one batched call by `encode_chunk`. Small inputs run it here; large ones in one worker process per core, so
+template rendering (Python) and encoding (Rust) run on every core at once, while this process only reads lines
+and collects results in input order. Token ids go to the cache on disk as they arrive (`analyze.cache`), so memory
+holds only per-record lengths, and a second run on the same data and tokenizer reads them back instead.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import pickle
 import sys
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+
+from analyze import cache as cache_mod
 from analyze.errors import SkipRecord
 from analyze.formats import to_example
-from analyze.lengths import LengthTable, TableBuilder
-from analyze.reader import RecordReader, SkipLog, check_paths, fingerprint
-from analyze.render import Renderer
+from analyze.lengths import Chunk, LengthTable, TableBuilder
+from analyze.reader import RecordReader, SkipLog, check_paths, fingerprint, parse_record
+from analyze.render import Encoded, Renderer
 
-CHUNK = 1024  # records per encoder call: large enough to keep the encoder's threads busy, small for memory
+CHUNK = 1024  # records per encoder call: large enough to keep the encoder busy, small enough for memory
 PROGRESS_MIN_BYTES = 8 << 20  # show a progress bar for inputs larger than this
+WORKERS_MIN_BYTES = 16 << 20  # below this, starting worker processes costs more than it saves
 
 
 @dataclass
@@ -32,6 +43,7 @@ class Tokenized:
     skips: SkipLog
     tokenizer_name: str
     data_fingerprint: str
+    from_cache: bool = False
 
     @property
     def records(self) -> int:
@@ -45,52 +57,131 @@ def tokenize_files(
     strict: bool = False,
     keep_ids: bool = False,
     progress: bool | None = None,
+    cache: bool = True,
+    workers: int | None = None,
 ) -> Tokenized:
-    """Tokenize every record of `paths` exactly as the trainer will; bad records are counted, not fatal."""
+    """Tokenize every record of `paths` exactly as the trainer will; bad records are counted, not fatal.
+
+    With `cache` (default), the result is stored under the data's and tokenizer's fingerprints and reused by
+    the next call with the same files, tokenizer and format. `workers`: processes to use (default: one per core
+    for inputs over 16 MB, none for smaller ones).
+    """
     files = check_paths(list(paths))
+    data_fp = fingerprint(files)
+    name = getattr(tokenizer, "name_for_report", getattr(tokenizer, "name_or_path", "tokenizer"))
+    key = cache_mod.key(files, data_fp, cache_mod.tokenizer_fingerprint(tokenizer), fmt) if cache else None
+    if key and (hit := cache_mod.load(key, keep_ids)):
+        table, skips = hit
+        skips.strict = strict
+        skips.replay_strict()
+        return Tokenized(files, table, skips, name, data_fp, from_cache=True)
+
+    reader = RecordReader(files)
     skips = SkipLog(strict=strict)
-    reader = RecordReader(files, skips)
-    renderer = Renderer(tokenizer)
-    builder = TableBuilder(keep_ids=keep_ids)
+    builder = TableBuilder()
+    store = cache_mod.Writer(key) if key else None
+    keep = keep_ids or store is not None
     if progress is None:
         progress = reader.total_bytes >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
+    if workers is None:
+        workers = (os.cpu_count() or 1) if reader.total_bytes >= WORKERS_MIN_BYTES else 0
+    ids_parts: list[np.ndarray] = []
+    try:
+        with _progress_bar(progress, reader.total_bytes) as bar:
+            for chunk in _encoded_chunks(reader, tokenizer, fmt, keep, workers):
+                for fi, line, reason, detail in chunk.skipped:
+                    skips.add(f"{files[fi]}:{line}", reason, detail)
+                builder.add(chunk)
+                if chunk.ids is not None:
+                    if store is not None:
+                        store.add_ids(chunk.ids)
+                    elif keep_ids:
+                        ids_parts.append(chunk.ids)
+                bar(reader.bytes_read)
+        table = builder.build()
+        if store is not None:
+            stored_ids = store.finish(table, skips)
+            table.ids = stored_ids if keep_ids else None
+        elif keep_ids:
+            table.ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
+    except BaseException:
+        if store is not None:
+            store.abort()
+        raise
+    return Tokenized(files, table, skips, name, data_fp)
 
-    def where(file_index: int, line: int) -> str:
-        return f"{files[file_index]}:{line}"
 
-    def finish(batch) -> None:
-        sources, examples, texts, future = batch
-        for (fi, line), result in zip(
-            sources, renderer.finish(examples, texts, future.result(), keep_ids), strict=True
-        ):
-            if isinstance(result, SkipRecord):
-                skips.add(where(fi, line), result.reason, result.detail)
-            else:
-                builder.add(fi, line, result)
+def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], fmt: str, keep_ids: bool) -> Chunk:
+    """Parse, normalise, render and encode one chunk of raw records; every record is encoded or skipped."""
+    skipped: list[tuple[int, int, str, str]] = []
+    sources, examples, texts = [], [], []
+    for fi, line, raw in items:
+        try:
+            example = to_example(parse_record(raw), fmt)
+            text = renderer.render(example)
+        except SkipRecord as skip:
+            skipped.append((fi, line, skip.reason, skip.detail))
+            continue
+        sources.append((fi, line))
+        examples.append(example)
+        texts.append(text)
+    results = renderer.finish(examples, texts, renderer.encode_batch(examples, texts), keep_ids)
+    kept: list[tuple[tuple[int, int], Encoded]] = []
+    for src, result in zip(sources, results, strict=True):
+        if isinstance(result, SkipRecord):
+            skipped.append((*src, result.reason, result.detail))
+        else:
+            kept.append((src, result))
+    skipped.sort(key=lambda s: (s[0], s[1]))  # report in input order
+    spans = [(row, s, e) for row, (_, enc) in enumerate(kept) for s, e in enc.spans]
+    span_cols = np.asarray(spans, dtype=np.int64).reshape(-1, 3)
+    columns = {
+        "file_index": np.asarray([src[0] for src, _ in kept], dtype=np.int64),
+        "line": np.asarray([src[1] for src, _ in kept], dtype=np.int64),
+        "tokens": np.asarray([enc.length for _, enc in kept], dtype=np.int64),
+        "supervised": np.asarray([enc.supervised for _, enc in kept], dtype=np.int64),
+        "span_record": span_cols[:, 0].copy(),
+        "span_start": span_cols[:, 1].copy(),
+        "span_end": span_cols[:, 2].copy(),
+    }
+    ids = None
+    if keep_ids:
+        ids = np.concatenate([enc.ids for _, enc in kept]) if kept else np.zeros(0, np.int32)
+    return Chunk(columns, ids, skipped)
 
-    with _progress_bar(progress, reader.total_bytes) as bar, ThreadPoolExecutor(1) as encoder:
-        pending = None
-        for chunk in _chunks(iter(reader), CHUNK):
-            sources, examples, texts = [], [], []
-            for fi, line, record in chunk:
-                try:
-                    example = to_example(record, fmt)
-                    text = renderer.render(example)
-                except SkipRecord as skip:
-                    skips.add(where(fi, line), skip.reason, skip.detail)
-                    continue
-                sources.append((fi, line))
-                examples.append(example)
-                texts.append(text)
-            batch = (sources, examples, texts, encoder.submit(renderer.encode_batch, examples, texts))
-            if pending is not None:
-                finish(pending)
-            pending = batch
-            bar(reader.bytes_read)
-        if pending is not None:
-            finish(pending)
-        bar(reader.total_bytes)
-    return Tokenized(files, builder.build(), skips, tokenizer.name_for_report, fingerprint(files))
+
+def _encoded_chunks(reader: RecordReader, tokenizer, fmt: str, keep_ids: bool, workers: int) -> Iterator[Chunk]:
+    """Encoded chunks in input order, computed here or by `workers` processes (a few chunks in flight each)."""
+    chunks = _chunks(iter(reader), CHUNK)
+    if workers <= 1:
+        renderer = Renderer(tokenizer)
+        for items in chunks:
+            yield encode_chunk(renderer, items, fmt, keep_ids)
+        return
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch or tokenizer threads exist
+    with ProcessPoolExecutor(workers, context, initializer=_worker_init, initargs=(pickle.dumps(tokenizer),)) as pool:
+        in_flight: deque[Future] = deque()
+        for items in chunks:
+            in_flight.append(pool.submit(_worker_encode, items, fmt, keep_ids))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
+_WORKER_RENDERER: Renderer | None = None
+
+
+def _worker_init(tokenizer_bytes: bytes) -> None:
+    # One process per core already: the encoder's own threads would only compete with the other workers.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    global _WORKER_RENDERER
+    _WORKER_RENDERER = Renderer(pickle.loads(tokenizer_bytes))
+
+
+def _worker_encode(items, fmt: str, keep_ids: bool) -> Chunk:
+    assert _WORKER_RENDERER is not None
+    return encode_chunk(_WORKER_RENDERER, items, fmt, keep_ids)
 
 
 def _chunks(it: Iterator, n: int) -> Iterator[list]:

@@ -20,6 +20,7 @@ from analyze.errors import SkipRecord, UserError
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
+STRICT_HINT = " (--strict stops at the first bad record; drop it to skip)"
 
 
 @dataclass
@@ -32,11 +33,17 @@ class SkipLog:
     examples: list[str] = field(default_factory=list)
 
     def add(self, where: str, reason: str, detail: str) -> None:
+        line = f"{where}: {detail} [{reason}]"
         if self.strict:
-            raise UserError(f"{where}: {detail} [{reason}] (--strict stops at the first bad record; drop it to skip)")
+            raise UserError(f"{line}{STRICT_HINT}")
         self.counts[reason] += 1
         if len(self.examples) < self.keep:
-            self.examples.append(f"{where}: {detail} [{reason}]")
+            self.examples.append(line)
+
+    def replay_strict(self) -> None:
+        """Under --strict, fail on the first skip recorded earlier (a cached result keeps them)."""
+        if self.strict and self.examples:
+            raise UserError(f"{self.examples[0]}{STRICT_HINT}")
 
     @property
     def total(self) -> int:
@@ -70,16 +77,37 @@ def fingerprint(paths: list[Path]) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
-class RecordReader:
-    """Iterate `(file_index, line, record)` over files; bad lines go to `skips`.
+def parse_record(raw: Any) -> Any:
+    r"""A JSONL line (bytes) as its JSON value; records of JSON arrays arrive parsed and pass through.
 
-    `line` is the 1-based line for JSONL and the 1-based position in the array for JSON.
+    >>> parse_record(b'{"text": "hi"}\r\n')
+    {'text': 'hi'}
+    >>> parse_record(b'{"text": "caf\xe9"}')
+    Traceback (most recent call last):
+    analyze.errors.SkipRecord: invalid UTF-8 at byte 13
+    """
+    if not isinstance(raw, bytes):
+        return raw
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SkipRecord("invalid_utf8", f"invalid UTF-8 at byte {e.start}") from None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise SkipRecord("malformed_json", f"not valid JSON ({getattr(e, 'msg', 'nesting too deep')})") from None
+
+
+class RecordReader:
+    """Iterate `(file_index, line, raw)` over files: `raw` is a JSONL line's bytes or a JSON array's element.
+
+    `line` is the 1-based line for JSONL and the 1-based position in the array for JSON. Blank lines are not
+    records. Bad lines are found by `parse_record`, wherever the record is processed.
     `bytes_read` follows the raw (compressed) bytes consumed, for a progress bar.
     """
 
-    def __init__(self, paths: list[Path], skips: SkipLog):
+    def __init__(self, paths: list[Path]):
         self.paths = paths
-        self.skips = skips
         self.total_bytes = sum(p.stat().st_size for p in paths)
         self.bytes_read = 0
 
@@ -109,17 +137,7 @@ class RecordReader:
                 if not raw_line.strip():
                     continue
                 any_line = True
-                where = f"{path}:{lineno}"
-                try:
-                    text = raw_line.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    self.skips.add(where, "invalid_utf8", f"invalid UTF-8 at byte {e.start}")
-                    continue
-                try:
-                    yield lineno, json.loads(text)
-                except (json.JSONDecodeError, RecursionError) as e:
-                    detail = getattr(e, "msg", "nesting too deep")
-                    self.skips.add(where, "malformed_json", f"not valid JSON ({detail})")
+                yield lineno, raw_line  # parsed by `parse_record` where the record is processed
         except (OSError, EOFError) as e:  # a truncated or corrupt .gz
             raise UserError(f"{path}: cannot decompress ({e}); re-download or re-compress the file") from None
         if not any_line:
@@ -149,8 +167,4 @@ class RecordReader:
         yield from enumerate(records, 1)
 
 
-def skip_where(paths: list[Path], file_index: int, line: int) -> str:
-    return f"{paths[file_index]}:{line}"
-
-
-__all__ = ["RecordReader", "SkipLog", "SkipRecord", "check_paths", "fingerprint", "skip_where"]
+__all__ = ["RecordReader", "SkipLog", "SkipRecord", "check_paths", "fingerprint", "parse_record"]

@@ -4,6 +4,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests must never reach the model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+os.environ["LENGTHSCAN_CACHE"] = __import__("tempfile").mkdtemp(prefix="lengthscan-test-cache-")  # not the user's
 
 import json
 from pathlib import Path

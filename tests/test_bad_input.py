@@ -9,7 +9,7 @@ import pytest
 
 from analyze.cli import main
 from analyze.pipeline import tokenize_files
-from analyze.reader import RecordReader, SkipLog
+from analyze.reader import RecordReader, parse_record
 from tests.conftest import REPO
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
@@ -56,8 +56,8 @@ def test_bom_crlf_and_gzip_are_read(tmp_path):
     path = tmp_path / "w.jsonl.gz"
     with gzip.open(path, "wb") as f:
         f.write(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\r\n\r\n" + json.dumps(GOOD).encode() + b"\r\n")
-    skips = SkipLog()
-    assert [line for _, line, _ in RecordReader([path], skips)] == [1, 3] and skips.total == 0
+    records = [(line, parse_record(raw)) for _, line, raw in RecordReader([path])]
+    assert records == [(1, GOOD), (3, GOOD)]
 
 
 def test_strict_stops_at_the_first_bad_record(write_jsonl, capsys):
