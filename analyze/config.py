@@ -30,6 +30,8 @@ def _f(default, help: str, **kw):
 class DataConfig:
     train: list[str] = _f([], "training files (.jsonl / .json, optionally .gz); lengthscan uses them when given none")
     format: str = _f("auto", "record format: auto, messages, sharegpt, alpaca, prompt_completion or text")
+    eval: list[str] = _f([], "train: held-out eval files; empty = hold out eval_fraction of the packed rows")
+    eval_fraction: float = _f(0.05, "train: share of packed rows held out for eval without eval files (0 = none)")
 
 
 @dataclass
@@ -53,6 +55,43 @@ class OptimConfig:
 
 
 @dataclass
+class RunConfig:
+    output_dir: str = _f("runs/lengthscan", "train: folder for checkpoints, logs, the adapter and the resolved config")
+    device: str = _f("auto", "train: auto (CUDA when present), cuda, or cpu (slow; for checks, not real runs)")
+    max_steps: int = _f(-1, "train: stop after this many optimizer steps (-1 = all epochs)")
+    eval_steps: int = _f(200, "train: evaluate every N optimizer steps")
+    save_steps: int = _f(200, "train: save a checkpoint every N optimizer steps (--resume continues from the last)")
+    save_total_limit: int = _f(3, "train: keep at most this many checkpoints")
+    logging_steps: int = _f(10, "train: log loss, learning rate and throughput every N optimizer steps")
+    gradient_checkpointing: str = _f("on", "train: on (recompute activations: far less memory, ~30% slower) or off")
+
+
+RUN_DEVICES = ("auto", "cuda", "cpu")
+
+
+@dataclass
+class PlateauConfig:
+    action: str = _f("warn", "plateau watch: on a real plateau, warn (write the advice and go on) or stop the run")
+    min_evals: int = _f(2, "plateau watch: eval loss must be flat across at least this many evaluations…")
+    min_steps: int = _f(
+        1000, "plateau watch: …spanning at least this many optimizer steps (the guide: 2+ evals, 1000+)"
+    )
+    eval_tolerance: float = _f(
+        0.01, "plateau watch: 'flat' = eval loss improved by less than this share over the window"
+    )
+    train_band: float = _f(0.1, "plateau watch: 'tight band' = train loss p10–p90 spread under this share of its mean")
+    train_drift: float = _f(
+        0.02, "plateau watch: 'no downward drift' = the trend fell less than this share over the window"
+    )
+    overfit_evals: int = _f(
+        3, "plateau watch: overfitting = train below eval with the gap widening over this many evals"
+    )
+
+
+PLATEAU_ACTIONS = ("warn", "stop")
+
+
+@dataclass
 class Config:
     model: str = _f("Qwen/Qwen3-1.7B", "base model: Hugging Face hub id or local folder (4-bit QLoRA fits a T4)")
     tokenizer: str | None = _f(
@@ -70,6 +109,11 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training data"})
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapter"})
     optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "optimisation"})
+    run: RunConfig = field(default_factory=RunConfig, metadata={"help": "the training run (used by `train` only)"})
+    plateau: PlateauConfig = field(
+        default_factory=PlateauConfig,
+        metadata={"help": "plateau watch: the tuning guide's signs, checked at each eval"},
+    )
 
     def __post_init__(self):
         check(self)
@@ -87,6 +131,21 @@ def check(cfg: Config) -> None:
         raise UserError(f"max_length: {cfg.max_length} must be at least 1")
     if cfg.optim.micro_batch_size < 1 or cfg.optim.grad_accum_steps < 1:
         raise UserError("optim.micro_batch_size and optim.grad_accum_steps must be at least 1")
+    if cfg.plateau.action not in PLATEAU_ACTIONS:
+        raise UserError(f"plateau.action: {cfg.plateau.action!r}; choose warn or stop")
+    if cfg.plateau.min_evals < 2 or cfg.plateau.overfit_evals < 2:
+        raise UserError("plateau.min_evals and plateau.overfit_evals must be at least 2 (a trend needs two points)")
+    if not 0 <= cfg.data.eval_fraction < 1:
+        raise UserError(f"data.eval_fraction: {cfg.data.eval_fraction} must be in [0, 1), e.g. 0.05")
+    if cfg.run.device not in RUN_DEVICES:
+        raise UserError(f"run.device: {cfg.run.device!r} is not a device; choose one of {', '.join(RUN_DEVICES)}")
+    if cfg.run.gradient_checkpointing not in ("on", "off"):
+        raise UserError(f"run.gradient_checkpointing: {cfg.run.gradient_checkpointing!r}; choose on or off")
+    for key in ("eval_steps", "save_steps", "logging_steps", "save_total_limit"):
+        if getattr(cfg.run, key) < 1:
+            raise UserError(f"run.{key}: {getattr(cfg.run, key)} must be at least 1")
+    if cfg.run.max_steps == 0 or cfg.run.max_steps < -1:
+        raise UserError(f"run.max_steps: {cfg.run.max_steps} must be -1 (all epochs) or a positive number of steps")
 
 
 def load_config(path: str | Path | None) -> Config:

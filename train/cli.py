@@ -1,0 +1,117 @@
+"""`train`: the command-line layer over `train.run.run` — parse, resolve the config, call, report errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from analyze import __version__
+from analyze.config import DEFAULT_CONFIG_NAME
+from analyze.errors import UserError
+
+# Short flags for the config keys users change most; every other key is --section.key VALUE.
+ALIASES = {"device": "run.device", "output_dir": "run.output_dir", "max_steps": "run.max_steps"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from train.overrides import config_keys
+
+    keys = ", ".join(config_keys())
+    p = argparse.ArgumentParser(
+        prog="train",
+        description="Packed-sequence QLoRA fine-tuning of a chat model on JSONL data, sized for a 16 GB T4.",
+        epilog=f"Any config value can be set as --KEY VALUE (or --KEY=VALUE). Keys: {keys}. "
+        "Shortcuts: --device, --output-dir, --max-steps. Multi-GPU: accelerate launch -m train --config …",
+    )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"YAML config (as `lengthscan --write-config` writes; default ./{DEFAULT_CONFIG_NAME} if present)",
+    )
+    p.add_argument(
+        "--auto-maxlen",
+        action="store_true",
+        help="analyse the data with the model's tokenizer, set max_length as lengthscan suggests, write it back",
+    )
+    p.add_argument("--smoke", action="store_true", help="tiny random model on the CPU, a few steps: check data+config")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in run.output_dir")
+    p.add_argument("--version", action="version", version=f"train {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run_from_args(argv)
+        return 0
+    except UserError as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("train: interrupted; the last checkpoint (if any) can be continued with --resume", file=sys.stderr)
+        return 130
+
+
+def run_from_args(argv: list[str] | None = None):
+    """Parse, resolve the config, print it, run; returns the `RunResult` (tests inspect the trained model)."""
+    from analyze.config import read_yaml
+    from train.overrides import parse_overrides, resolve
+
+    args, rest = build_parser().parse_known_args(argv)
+    _quiet_libraries()
+    config_path = (
+        Path(args.config)
+        if args.config
+        else (Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None)
+    )
+    if config_path is not None and not config_path.is_file():
+        raise UserError(
+            f"{config_path}: config not found; create one with `lengthscan DATA --write-config {config_path}`"
+        )
+    file_values = read_yaml(config_path) if config_path else {}
+    overrides = [(ALIASES.get(k, k), v) for k, v in parse_overrides(rest)]
+    label = str(config_path) if config_path else "default"
+    cfg, prov = resolve(file_values, label, overrides)
+    if args.smoke:
+        cfg, prov = resolve(file_values, label, overrides, _smoke_values(cfg, {k for k, _ in overrides}))
+    if "max_length" in file_values and cfg.max_length_source and prov["max_length"] == label:
+        prov["max_length"] = f"{label}, set by {cfg.max_length_source.get('set_by', '?')}: " + str(
+            cfg.max_length_source.get("reason", "")
+        )
+
+    from train.overrides import describe
+    from train.run import run
+
+    _say(f"train {__version__}: resolved config (value, and where it came from)")
+    for line in describe(cfg, prov):
+        _say(line)
+    return run(cfg, prov, config_path, smoke=args.smoke, auto_maxlen=args.auto_maxlen, resume=args.resume, say=_say)
+
+
+def _smoke_values(cfg, overridden: set[str]) -> dict:
+    from train.run import SMOKE, SMOKE_MAX_LENGTH
+
+    extra = {k: (v, "--smoke") for k, v in SMOKE.items() if k not in overridden}
+    if "max_length" not in overridden and cfg.max_length > SMOKE_MAX_LENGTH:
+        extra["max_length"] = (SMOKE_MAX_LENGTH, f"--smoke (capped for the CPU; was {cfg.max_length})")
+    return extra
+
+
+def _say(line: str) -> None:
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(line, flush=True)
+
+
+def _quiet_libraries() -> None:
+    """Library chatter that is not the user's business: progress bars of weight loading, deprecation notes."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*kernels.*")
+    import logging
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

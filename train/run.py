@@ -1,0 +1,279 @@
+"""One training run, start to end: resolve device and data, load the 4-bit model with LoRA, train, save.
+
+`run()` is a plain function (the CLI is a thin layer over it); each step prints one line of what it decided.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyze import __version__
+from analyze.config import Config
+from analyze.errors import UserError
+from train.data import TrainData
+
+SMOKE_MAX_LENGTH = 256  # rows are capped for the CPU: the logits of a 150k vocabulary dominate the cost
+SMOKE_EVAL_ROWS = 8
+# What --smoke sets unless the command line says otherwise: a few CPU steps with a rate that visibly moves a
+# random model, so "the loss went down" is a real check of the gradient path.
+SMOKE = {
+    "run.device": "cpu",
+    "run.max_steps": 8,
+    "run.eval_steps": 4,
+    "run.save_steps": 4,
+    "run.logging_steps": 1,
+    "optim.micro_batch_size": 2,
+    "optim.grad_accum_steps": 2,
+    "optim.learning_rate": 5e-3,
+    "optim.warmup_steps": 0,
+    "optim.lr_scheduler": "constant",
+}
+ADAPTER_DIR = "adapter"
+LOG_CSV = "log.csv"
+RESOLVED_CONFIG = "config.yaml"
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    adapter_dir: Path
+    log_csv: Path
+    data: TrainData
+    model: object
+    train_loss: float | None
+    trainer: object = None
+
+
+def run(
+    cfg: Config,
+    prov: dict[str, str],
+    config_path: Path | None = None,
+    smoke: bool = False,
+    auto_maxlen: bool = False,
+    resume: bool = False,
+    say: Callable[[str], None] = print,
+) -> RunResult:
+    from analyze.reader import check_paths
+    from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
+    from train import data as data_mod
+    from train.model import check_compatible, load_model_config, pick_precision, resolve_device
+    from train.smoke import build_tiny_model
+
+    if not cfg.data.train:
+        raise UserError("no training data: set data.train in the config or pass --data.train FILE.jsonl")
+    files = check_paths(cfg.data.train)  # a typo fails before anything slow
+    if cfg.data.eval:
+        check_paths(cfg.data.eval)
+    device = resolve_device(cfg.run.device, smoke)
+    out = Path(cfg.run.output_dir)
+    last = _check_output_dir(out, resume)
+    tokenizer = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
+
+    model_path = cfg.model
+    if smoke:
+        model_path = str(build_tiny_model(cfg.model, tokenizer, out / "smoke-model", cfg.optim.seed))
+        say(f"smoke: tiny random {cfg.model} architecture with the real tokenizer in {model_path}")
+    model_config = load_model_config(model_path)
+
+    tokenized = data_mod.tokenize(cfg, tokenizer, files)
+    if auto_maxlen:
+        cfg = _auto_maxlen(cfg, prov, tokenized, model_config, config_path, smoke, say)
+    check_compatible(model_config, tokenizer, cfg.max_length, model_path)
+    data = data_mod.build(cfg, tokenizer, tokenized)
+    if smoke and data.eval is not None:
+        data.eval.row_index = data.eval.row_index[:SMOKE_EVAL_ROWS]
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    for line in data.summary(cfg.optim.micro_batch_size, cfg.optim.grad_accum_steps, world):
+        say(line)
+
+    precision = pick_precision(device)
+    say(f"precision: {precision.describe()}; 4-bit NF4 base (double quantisation), LoRA r={cfg.lora.r}")
+    save_resolved(cfg, prov, out / RESOLVED_CONFIG)
+    model = load_model_for_run(model_path, precision, cfg)
+    trainer = make_trainer(cfg, data, model, tokenizer, precision, out)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    except Exception as e:
+        if _is_oom(e):
+            raise UserError(_oom_message(cfg)) from None
+        raise
+    adapter = out / ADAPTER_DIR
+    if trainer.is_world_process_zero():
+        trainer.model.save_pretrained(adapter)
+        tokenizer.save_pretrained(adapter)
+        save_resolved(cfg, prov, adapter / RESOLVED_CONFIG)
+        say(f"saved: LoRA adapter, tokenizer and resolved config in {adapter}; log in {out / LOG_CSV}")
+    loss = getattr(result, "training_loss", None)
+    return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer)
+
+
+def load_model_for_run(model_path: str, precision, cfg: Config):
+    from train.model import load_model
+
+    try:
+        return load_model(model_path, precision, cfg.lora, cfg.run.gradient_checkpointing == "on")
+    except Exception as e:
+        if _is_oom(e):
+            raise UserError(f"CUDA out of memory while loading {model_path!r}; choose a smaller model") from None
+        raise
+
+
+def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out: Path):
+    """The PackedTrainer for this config: arguments, collator, TensorBoard and CSV logs."""
+    from transformers import TrainingArguments
+    from transformers.integrations import TensorBoardCallback
+
+    from train.callbacks import CsvLog
+    from train.collate import PackedCollator
+    from train.trainer import PackedTrainer
+
+    o, r = cfg.optim, cfg.run
+    has_eval = data.eval is not None and len(data.eval) > 0
+    args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=o.micro_batch_size,
+        per_device_eval_batch_size=o.micro_batch_size,
+        gradient_accumulation_steps=o.grad_accum_steps,
+        learning_rate=o.learning_rate,
+        lr_scheduler_type=o.lr_scheduler,
+        warmup_steps=o.warmup_steps,
+        num_train_epochs=o.epochs,
+        max_steps=r.max_steps,
+        weight_decay=o.weight_decay,
+        seed=o.seed,
+        data_seed=o.seed,
+        optim=precision.optim,
+        fp16=precision.fp16,
+        bf16=precision.bf16,
+        use_cpu=precision.device == "cpu",
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=r.eval_steps,
+        save_strategy="steps",
+        save_steps=r.save_steps,
+        save_total_limit=r.save_total_limit,
+        logging_steps=r.logging_steps,
+        logging_first_step=True,
+        eval_on_start=has_eval,  # the baseline every later eval loss is read against
+        report_to="none",  # TensorBoard is added below with a fixed folder
+        remove_unused_columns=False,  # our rows carry position_ids and real_tokens
+        prediction_loss_only=True,
+        dataloader_pin_memory=precision.device == "cuda",
+        disable_tqdm=not sys.stderr.isatty(),
+        ddp_find_unused_parameters=False,
+    )
+    callbacks = [CsvLog(out / LOG_CSV)]
+    if int(os.environ.get("RANK", 0)) == 0:
+        from torch.utils.tensorboard import SummaryWriter
+
+        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(out / "tensorboard"))))
+    world = max(int(os.environ.get("WORLD_SIZE", 1)), 1)
+    train_rows = _even(data.train, o.micro_batch_size * world)
+    return PackedTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=data.eval if has_eval else None,
+        data_collator=PackedCollator(tokenizer.pad_token_id, cfg.max_length),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def _even(rows, multiple: int):
+    """Pad the row list with empty rows up to a multiple of (micro-batch × processes).
+
+    accelerate gives every process the same number of batches; when the rows do not divide evenly it repeats
+    rows from the start, which would train some conversations twice. An empty row (one pad token, no label)
+    costs a few milliseconds and teaches nothing.
+    """
+    from train.rows import EmptyPadded
+
+    extra = (-len(rows)) % multiple
+    return EmptyPadded(rows, extra) if extra and multiple > 1 else rows
+
+
+def _check_output_dir(out: Path, resume: bool) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if resume and last is None:
+        raise UserError(f"--resume: no checkpoint-* folder in {out}; start without --resume or set run.output_dir")
+    if not resume and last is not None:
+        raise UserError(
+            f"{out} already holds checkpoints ({Path(last).name}); pass --resume to continue that run, "
+            "or choose another --run.output_dir"
+        )
+    return Path(last) if last else None
+
+
+def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, smoke: bool, say) -> Config:
+    from dataclasses import replace
+
+    from analyze.config import DEFAULT_CONFIG_NAME
+    from train.data import auto_max_length, write_back
+
+    limit = getattr(model_config, "max_position_embeddings", None)
+    analysis = auto_max_length(cfg, tokenized, (limit, "model config") if limit else (None, "unknown"))
+    value = analysis.suggestion.max_length
+    at = analysis.candidates and next((c for c in analysis.candidates if c.max_length == value), None)
+    detail = f"; packed waste {at.padding_waste_packed:.1%}, truncated {at.truncation_rate:.1%}" if at else ""
+    say(f"auto-maxlen: max_length {cfg.max_length} -> {value} ({analysis.suggestion.reason}{detail})")
+    target = Path(config_path) if config_path else Path(DEFAULT_CONFIG_NAME)
+    created = write_back(target, analysis, __version__)
+    say(f"auto-maxlen: {'created' if created else 'updated'} {target}: max_length = {value}")
+    prov["max_length"] = f"auto: {analysis.suggestion.reason}"
+    if smoke and value > SMOKE_MAX_LENGTH:
+        say(f"auto-maxlen: --smoke trains at {SMOKE_MAX_LENGTH} on the CPU; a real run uses {value}")
+        value = SMOKE_MAX_LENGTH
+    return replace(cfg, max_length=value)
+
+
+def save_resolved(cfg: Config, prov: dict[str, str], path: Path) -> None:
+    """The config as run, as loadable YAML, each value commented with where it came from."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    from analyze.atomic import atomic_write
+    from analyze.config import to_dict
+
+    def build(d: dict, prefix: str) -> CommentedMap:
+        m = CommentedMap()
+        for k, v in d.items():
+            if isinstance(v, dict) and k != "max_length_source":
+                m[k] = build(v, f"{prefix}{k}.")
+            else:
+                m[k] = v
+                if f"{prefix}{k}" in prov:
+                    m.yaml_add_eol_comment(prov[f"{prefix}{k}"], k)
+        return m
+
+    doc = build(to_dict(cfg), "")
+    doc.yaml_set_start_comment(f"resolved by train {__version__}: the config this run used")
+    yaml = YAML()
+    yaml.width = 4096
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buf.getvalue())
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(e)
+
+
+def _oom_message(cfg: Config) -> str:
+    o = cfg.optim
+    return (
+        f"CUDA out of memory at max_length {cfg.max_length}, micro_batch_size {o.micro_batch_size}; lower "
+        f"--optim.micro_batch_size (and raise --optim.grad_accum_steps to keep the effective batch of "
+        f"{cfg.effective_batch}), lower --max_length (lengthscan shows what that cuts), and keep "
+        "--run.gradient_checkpointing on"
+    )

@@ -1,0 +1,79 @@
+"""`PackedTrainer`: transformers' Trainer with the packed-row loss, token-exact eval loss and throughput numbers."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from transformers import Trainer
+
+from train.loss import token_loss_sum
+
+
+class PackedTrainer(Trainer):
+    """Loss = sum of token losses / supervised tokens of the whole accumulated batch (all ranks).
+
+    transformers counts the labelled tokens of all micro-batches of an optimizer step (gathered across ranks when
+    `average_tokens_across_devices`) and passes the count as `num_items_in_batch`; each micro-batch's summed loss
+    is divided by it, so the accumulated gradient is that of the step's token mean. The batch goes to the model
+    as input_ids + position_ids only: no attention_mask and no cache, so packed conversations stay isolated.
+    """
+
+    loss_is_scaled_for_ga = True  # compute_loss already divides by the whole step's token count
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = True  # makes Trainer count num_items_in_batch for every step
+        self._tokens = torch.zeros(2, dtype=torch.float64)  # real tokens, token slots since the last log
+        self._since = time.perf_counter()
+        self._eval = torch.zeros(2, dtype=torch.float64)  # eval loss sum, eval supervised tokens
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        real = inputs.pop("real_tokens", None)
+        labels = inputs["labels"]
+        outputs = model(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False)
+        total, count = token_loss_sum(outputs.logits, labels)
+        if model.training:
+            if real is not None:
+                self._tokens += torch.tensor([float(real.sum()), float(labels.numel())], dtype=torch.float64)
+            if num_items_in_batch is None:
+                loss = total / count.clamp(min=1)
+            else:
+                loss = total / max(num_items_in_batch, 1)  # a step of empty rows only: loss 0, not nan
+                if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                    loss = loss * self.args.world_size  # DDP averages gradients over ranks; undo it
+        else:
+            self._eval += torch.tensor([total.item(), count.item()], dtype=torch.float64)
+            loss = total / count.clamp(min=1)
+        return (loss, outputs) if return_outputs else loss
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        """Replace the mean of per-batch losses by the exact token mean over the whole eval set (all ranks)."""
+        self._eval.zero_()
+        output = super().evaluation_loop(dataloader, description, True, ignore_keys, metric_key_prefix)
+        prefix = metric_key_prefix
+        sums = self._reduce(self._eval)
+        if sums[1] > 0:
+            output.metrics[f"{prefix}_loss"] = float(sums[0] / sums[1])
+        self._since = time.perf_counter()  # tokens per second measure training, not evaluation
+        return output
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        """Add tokens per second and the share of real (non-padding) tokens to each training log."""
+        if "loss" in logs:
+            now = time.perf_counter()
+            real, slots = self._reduce(self._tokens).tolist()
+            elapsed = max(now - self._since, 1e-9)
+            if slots:
+                logs["tokens_per_second"] = round(real / elapsed, 1)
+                logs["real_token_share"] = round(real / slots, 4)
+            self._tokens.zero_()
+            self._since = now
+        super().log(logs, *args, **kwargs)
+
+    def _reduce(self, t: torch.Tensor) -> torch.Tensor:
+        if self.args.world_size > 1:
+            return self.accelerator.reduce(t.to(self.args.device), reduction="sum").cpu()
+        return t.clone()
