@@ -37,6 +37,7 @@ class Analysis:
     micro_batch: int = 4
     grad_accum: int = 4
     seed: int = 0  # the dynamic-padding shuffle's seed (the config's optim.seed)
+    options: SuggestOptions = field(default_factory=SuggestOptions)
 
     @property
     def table(self):
@@ -147,6 +148,7 @@ def analyze(
         micro_batch=micro_batch,
         grad_accum=grad_accum,
         seed=seed,
+        options=options,
     )
 
 

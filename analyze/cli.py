@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -84,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from analyze.analysis import SuggestOptions, analyze_files
+    from analyze.config_write import write_suggestion
 
     config_path = _config_path(args.config)
     cfg = load_config(config_path)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     written = None
     if args.write_config is not None:
         target = Path(args.write_config or config_path or DEFAULT_CONFIG_NAME)
-        written = (target, _write(target, analysis, args))
+        written = (target, write_suggestion(target, analysis, f"lengthscan {__version__}"))
     if args.json:
         print(json.dumps(analysis.as_json(), indent=2))
     else:
@@ -135,23 +135,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--lengths-out {args.lengths_out}: use a .csv or .parquet file name")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UserError(f"--plot {args.plot}: the figure is a PNG; give a file name ending in .png")
-
-
-def _write(target: Path, analysis, args) -> bool:
-    from analyze.config_write import write_max_length
-
-    s, t = analysis.suggestion, analysis.tokenized
-    source = {
-        "set_by": f"lengthscan {__version__}",
-        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "policy": f"{s.policy} (target {args.target:g}, round to {args.round_to})",
-        "reason": s.reason,
-        "tokenizer": t.tokenizer_name,
-        "data": [str(p) for p in t.paths],
-        "data_fingerprint": t.data_fingerprint,
-        "records": t.records,
-    }
-    return write_max_length(target, s.max_length, source)
 
 
 def write_lengths(tokenized, path: Path) -> None:

@@ -63,7 +63,9 @@ class RunConfig:
     save_steps: int = _f(200, "train: save a checkpoint every N optimizer steps (--resume continues from the last)")
     save_total_limit: int = _f(3, "train: keep at most this many checkpoints")
     logging_steps: int = _f(10, "train: log loss, learning rate and throughput every N optimizer steps")
-    gradient_checkpointing: str = _f("on", "train: on (recompute activations: far less memory, ~30% slower) or off")
+    gradient_checkpointing: bool = _f(
+        True, "train: recompute activations in the backward pass: far less memory, ~30% slower"
+    )
 
 
 RUN_DEVICES = ("auto", "cuda", "cpu")
@@ -139,8 +141,6 @@ def check(cfg: Config) -> None:
         raise UserError(f"data.eval_fraction: {cfg.data.eval_fraction} must be in [0, 1), e.g. 0.05")
     if cfg.run.device not in RUN_DEVICES:
         raise UserError(f"run.device: {cfg.run.device!r} is not a device; choose one of {', '.join(RUN_DEVICES)}")
-    if cfg.run.gradient_checkpointing not in ("on", "off"):
-        raise UserError(f"run.gradient_checkpointing: {cfg.run.gradient_checkpointing!r}; choose on or off")
     for key in ("eval_steps", "save_steps", "logging_steps", "save_total_limit"):
         if getattr(cfg.run, key) < 1:
             raise UserError(f"run.{key}: {getattr(cfg.run, key)} must be at least 1")
@@ -220,6 +220,10 @@ def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
         raise UserError(f"{where}: '{key}' needs a value")
     for t in allowed:
         origin = typing.get_origin(t) or t
+        if origin is bool:
+            if isinstance(value, bool):
+                return value
+            continue
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if origin is list and isinstance(value, list):
@@ -228,6 +232,21 @@ def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
             return value
     names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed if t is not type(None))
     raise UserError(f"{where}: '{key}' is {value!r}; expected {names}")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested config dict → dotted keys; the provenance record `max_length_source` stays one value.
+
+    >>> flatten({"max_length": 512, "lora": {"r": 16}, "max_length_source": {"set_by": "x"}})
+    {'max_length': 512, 'lora.r': 16, 'max_length_source': {'set_by': 'x'}}
+    """
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "max_length_source":
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
 
 
 def to_dict(cfg: Any) -> dict:

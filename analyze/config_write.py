@@ -6,6 +6,7 @@ A config that does not parse or has unknown keys is left untouched.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,22 @@ def update_config(path: str | Path, changes: dict[str, Any]) -> bool:
     from_dict(YAML(typ="safe").load(new) or {}, where=str(path))  # never write a config train would reject
     atomic_write(path, new)
     return created
+
+
+def write_suggestion(path: str | Path, analysis, set_by: str) -> bool:
+    """Write an `Analysis`'s suggested max_length into the config at `path`, with where it came from."""
+    s, t, o = analysis.suggestion, analysis.tokenized, analysis.options
+    source = {
+        "set_by": set_by,
+        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "policy": f"{s.policy} (target {o.target:g}, round to {o.round_to})",
+        "reason": s.reason,
+        "tokenizer": t.tokenizer_name,
+        "data": [str(p) for p in t.paths],
+        "data_fingerprint": t.data_fingerprint,
+        "records": t.records,
+    }
+    return write_max_length(path, s.max_length, source)
 
 
 def write_max_length(path: str | Path, max_length: int, source: dict) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -29,20 +30,30 @@ class LengthTable:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    @property
+    @cached_property
     def offsets(self) -> np.ndarray:
+        """Where each row starts in `ids` (and, last, the total): computed once."""
         return np.concatenate([[0], np.cumsum(self.tokens, dtype=np.int64)])
+
+    @cached_property
+    def _span_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.arange(len(self.tokens))  # spans are stored in row order
+        return np.searchsorted(self.span_record, rows, "left"), np.searchsorted(self.span_record, rows, "right")
 
     def row_ids(self, row: int) -> np.ndarray:
         if self.ids is None:
             raise ValueError("token ids were not kept; tokenize with keep_ids=True")
-        start = int(self.tokens[:row].sum())
-        return np.asarray(self.ids[start : start + int(self.tokens[row])])
+        return np.asarray(self.ids[self.offsets[row] : self.offsets[row + 1]])
+
+    def spans(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Starts and ends of a row's supervised spans."""
+        lo, hi = self._span_bounds
+        return self.span_start[lo[row] : hi[row]], self.span_end[lo[row] : hi[row]]
 
     def supervised_mask(self, row: int) -> np.ndarray:
         mask = np.zeros(int(self.tokens[row]), dtype=bool)
-        for k in np.flatnonzero(self.span_record == row):
-            mask[self.span_start[k] : self.span_end[k]] = True
+        for s, e in zip(*self.spans(row), strict=True):
+            mask[s:e] = True
         return mask
 
 

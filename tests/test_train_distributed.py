@@ -22,7 +22,7 @@ def _config(data: Path, out: Path):
         "max_length": 128,
         "data": {"train": [str(data)], "eval_fraction": 0.0},
         "optim": {"micro_batch_size": 2, "grad_accum_steps": 1, "warmup_steps": 0},
-        "run": {"output_dir": str(out), "max_steps": 2, "device": "cpu", "gradient_checkpointing": "off"},
+        "run": {"output_dir": str(out), "max_steps": 2, "device": "cpu", "gradient_checkpointing": False},
     })  # fmt: skip
 
 

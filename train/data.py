@@ -6,7 +6,6 @@ that same table, and the plan at the chosen max_length packs it into rows.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,17 +95,6 @@ def auto_max_length(cfg: Config, tokenized: Tokenized, limit: tuple[int | None, 
 
 def write_back(path: Path, analysis: Analysis, version: str) -> bool:
     """Write max_length and its provenance into the config file exactly as `lengthscan --write-config` does."""
-    from analyze.config_write import write_max_length
+    from analyze.config_write import write_suggestion
 
-    s, t, opts = analysis.suggestion, analysis.tokenized, SuggestOptions()
-    source = {  # the same keys as analyze.cli._write
-        "set_by": f"train --auto-maxlen {version}",
-        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "policy": f"{s.policy} (target {opts.target:g}, round to {opts.round_to})",
-        "reason": s.reason,
-        "tokenizer": t.tokenizer_name,
-        "data": [str(p) for p in t.paths],
-        "data_fingerprint": t.data_fingerprint,
-        "records": t.records,
-    }
-    return write_max_length(path, s.max_length, source)
+    return write_suggestion(path, analysis, f"train --auto-maxlen {version}")

@@ -22,7 +22,7 @@ import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from analyze.config import Config, from_dict, nearest, to_dict
+from analyze.config import Config, flatten, from_dict, nearest, to_dict
 from analyze.errors import UserError
 
 
@@ -68,7 +68,7 @@ def resolve(
     keys = config_keys()
     data = copy.deepcopy(file_values)
     prov = {k: "default" for k in keys}
-    for key in _flatten(file_values):
+    for key in flatten(file_values):
         if key in prov:
             prov[key] = file_label
     for key, raw in overrides:
@@ -86,7 +86,7 @@ def resolve(
 
 def describe(cfg: Config, prov: dict[str, str]) -> list[str]:
     """`key = value  (source)` lines, one per config key, for printing at start."""
-    flat = _flatten(to_dict(cfg))
+    flat = flatten(to_dict(cfg))
     width = max(len(k) for k in flat)
     lines = []
     for key, value in flat.items():
@@ -95,16 +95,6 @@ def describe(cfg: Config, prov: dict[str, str]) -> list[str]:
         shown = "null" if value is None else value
         lines.append(f"  {key:<{width}} = {shown}  ({prov.get(key, 'default')})")
     return lines
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and k != "max_length_source":
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def _set(data: dict, dotted: str, value: Any) -> None:

@@ -60,10 +60,6 @@ class PackedRows(torch.utils.data.Dataset):
             raise ValueError("the table has no token ids; tokenize with keep_ids=True")
         self.table, self.plan = table, plan
         self.row_index = list(range(len(plan.rows))) if rows is None else list(rows)
-        self._offsets = table.offsets  # computed once: LengthTable.offsets is a cumsum over all records
-        # spans are stored in record order, so record r's spans are one contiguous slice
-        self._span_lo = np.searchsorted(table.span_record, np.arange(len(table)), side="left")
-        self._span_hi = np.searchsorted(table.span_record, np.arange(len(table)), side="right")
 
     def __len__(self) -> int:
         return len(self.row_index)
@@ -74,14 +70,9 @@ class PackedRows(torch.utils.data.Dataset):
 
     def conversation(self, record: int) -> tuple[np.ndarray, np.ndarray]:
         """A record's kept token ids and labels (non-supervised tokens and the first token are IGNORE)."""
-        n = int(self.plan.kept.tokens[record])
-        start = int(self._offsets[record])
-        ids = self.table.ids[start : start + n].astype(np.int64)
-        labels = np.full(n, IGNORE, dtype=np.int64)
-        for k in range(self._span_lo[record], self._span_hi[record]):
-            s, e = int(self.table.span_start[k]), min(int(self.table.span_end[k]), n)
-            if s < e:
-                labels[s:e] = ids[s:e]
+        n = int(self.plan.kept.tokens[record])  # the overlong policy keeps a prefix
+        ids = self.table.row_ids(record)[:n].astype(np.int64)
+        labels = np.where(self.table.supervised_mask(record)[:n], ids, IGNORE)
         labels[0] = IGNORE  # in a packed row this token would be predicted from the previous conversation
         return ids, labels
 
@@ -119,8 +110,8 @@ class PackedRows(torch.utils.data.Dataset):
         return int(self.plan.kept.supervised[recs].sum()) - first_sup
 
     def _first_supervised(self, r: int) -> bool:
-        lo = self._span_lo[r]
-        return lo < self._span_hi[r] and int(self.table.span_start[lo]) == 0
+        starts, _ = self.table.spans(r)
+        return len(starts) > 0 and int(starts[0]) == 0
 
 
 def split_rows(n_rows: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -115,7 +115,7 @@ def load_model_for_run(model_path: str, precision, cfg: Config):
     from train.model import load_model
 
     try:
-        return load_model(model_path, precision, cfg.lora, cfg.run.gradient_checkpointing == "on")
+        return load_model(model_path, precision, cfg.lora, cfg.run.gradient_checkpointing)
     except Exception as e:
         if _is_oom(e):
             raise UserError(f"CUDA out of memory while loading {model_path!r}; choose a smaller model") from None
@@ -275,5 +275,5 @@ def _oom_message(cfg: Config) -> str:
         f"CUDA out of memory at max_length {cfg.max_length}, micro_batch_size {o.micro_batch_size}; lower "
         f"--optim.micro_batch_size (and raise --optim.grad_accum_steps to keep the effective batch of "
         f"{cfg.effective_batch}), lower --max_length (lengthscan shows what that cuts), and keep "
-        "--run.gradient_checkpointing on"
+        "--run.gradient_checkpointing true"
     )
