@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="train",
         description="Packed-sequence QLoRA fine-tuning of a chat model on JSONL data, sized for a 16 GB T4.",
         epilog=f"Any config value can be set as --KEY VALUE (or --KEY=VALUE). Keys: {keys}. "
-        "Shortcuts: --device, --output-dir, --max-steps. Multi-GPU: accelerate launch -m train --config …",
+        "Shortcuts: --device, --output-dir, --max-steps. Multi-GPU: accelerate launch -m train --config …. "
+        "Loss curves of a run: train plot RUN_DIR.",
     )
     p.add_argument(
         "--config",
@@ -43,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["plot"]:
+            return plot_command(argv[1:])
         run_from_args(argv)
         return 0
     except UserError as e:
@@ -52,6 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("train: interrupted; the last checkpoint (if any) can be continued with --resume", file=sys.stderr)
         return 130
+
+
+def plot_command(argv: list[str]) -> int:
+    """`train plot RUN_DIR [--out FILE.png]`: the loss curves of a finished (or running) run."""
+    p = argparse.ArgumentParser(prog="train plot", description="Draw train and eval loss of a run, plateau shaded.")
+    p.add_argument("run_dir", help="the run's output folder (run.output_dir), holding log.csv")
+    p.add_argument("--out", metavar="FILE.png", help="where to write the figure (default RUN_DIR/loss_curve.png)")
+    args = p.parse_args(argv)
+    from train.loss_plot import plot_run
+
+    print(f"train: wrote {plot_run(args.run_dir, args.out)}")
+    return 0
 
 
 def run_from_args(argv: list[str] | None = None):

@@ -79,8 +79,11 @@ def build(cfg: Config, tokenizer, tokenized: Tokenized) -> TrainData:
     return TrainData(tokenized, plan, PackedRows(tokenized.table, plan, train_idx), eval_rows, source)
 
 
-def auto_max_length(cfg: Config, tokenized: Tokenized, limit: tuple[int | None, str]) -> Analysis:
-    """The analysis `lengthscan` would run on the same tokenized data; its suggestion is the new max_length."""
+def analysis_at(cfg: Config, tokenized: Tokenized, limit: tuple[int | None, str]) -> Analysis:
+    """The analysis `lengthscan` would run on the same tokenized data at the config's max_length.
+
+    Its suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's lever 5.
+    """
     return analyze(
         tokenized,
         cfg.max_length,

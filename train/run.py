@@ -89,12 +89,13 @@ def run(
     world = int(os.environ.get("WORLD_SIZE", 1))
     for line in data.summary(cfg.optim.micro_batch_size, cfg.optim.grad_accum_steps, world):
         say(line)
+    watch = _plateau_watch(cfg, data, model_config, config_path, out, world, say)
 
     precision = pick_precision(device)
     say(f"precision: {precision.describe()}; 4-bit NF4 base (double quantisation), LoRA r={cfg.lora.r}")
     save_resolved(cfg, prov, out / RESOLVED_CONFIG)
     model = load_model_for_run(model_path, precision, cfg)
-    trainer = make_trainer(cfg, data, model, tokenizer, precision, out)
+    trainer = make_trainer(cfg, data, model, tokenizer, precision, out, [watch])
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     except Exception as e:
@@ -107,6 +108,7 @@ def run(
         tokenizer.save_pretrained(adapter)
         save_resolved(cfg, prov, adapter / RESOLVED_CONFIG)
         say(f"saved: LoRA adapter, tokenizer and resolved config in {adapter}; log in {out / LOG_CSV}")
+        _plot_losses(out, say)
     loss = getattr(result, "training_loss", None)
     return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer)
 
@@ -122,7 +124,7 @@ def load_model_for_run(model_path: str, precision, cfg: Config):
         raise
 
 
-def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out: Path):
+def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out: Path, extra_callbacks=()):
     """The PackedTrainer for this config: arguments, collator, TensorBoard and CSV logs."""
     from transformers import TrainingArguments
     from transformers.integrations import TensorBoardCallback
@@ -165,7 +167,7 @@ def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out:
         disable_tqdm=not sys.stderr.isatty(),
         ddp_find_unused_parameters=False,
     )
-    callbacks = [CsvLog(out / LOG_CSV)]
+    callbacks = [CsvLog(out / LOG_CSV), *extra_callbacks]
     if int(os.environ.get("RANK", 0)) == 0:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -210,14 +212,41 @@ def _check_output_dir(out: Path, resume: bool) -> Path | None:
     return Path(last) if last else None
 
 
+def _plateau_watch(cfg: Config, data: TrainData, model_config, config_path, out: Path, world: int, say):
+    """The guide's start-up checks, and the callback that watches for plateaus with this run's own numbers."""
+    from train.advice import start_warnings
+    from train.data import analysis_at
+    from train.plateau_report import StepScale
+    from train.plateau_watch import PlateauWatch
+
+    rows = data.train
+    for warning in start_warnings(cfg, rows.conversations / max(len(rows), 1)):
+        say(f"warning: {warning}")
+    limit = getattr(model_config, "max_position_embeddings", None)
+    analysis = analysis_at(cfg, data.tokenized, (limit, "model config") if limit else (None, "unknown"))
+    per_step = cfg.optim.micro_batch_size * cfg.optim.grad_accum_steps * world
+    scale = StepScale.from_plan(rows.conversations, max(len(rows), 1), rows.real_tokens, per_step)
+    base = Path(config_path).read_text(encoding="utf-8") if config_path else None
+    return PlateauWatch(cfg, out, scale, analysis, base, say)
+
+
+def _plot_losses(out: Path, say) -> None:
+    try:
+        from train.loss_plot import plot_run
+
+        say(f"loss curves: {plot_run(out)}")
+    except ImportError:
+        say("loss curves: install matplotlib (pip install 'lengthscan[plot]') for loss_curve.png")
+
+
 def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, smoke: bool, say) -> Config:
     from dataclasses import replace
 
     from analyze.config import DEFAULT_CONFIG_NAME
-    from train.data import auto_max_length, write_back
+    from train.data import analysis_at, write_back
 
     limit = getattr(model_config, "max_position_embeddings", None)
-    analysis = auto_max_length(cfg, tokenized, (limit, "model config") if limit else (None, "unknown"))
+    analysis = analysis_at(cfg, tokenized, (limit, "model config") if limit else (None, "unknown"))
     value = analysis.suggestion.max_length
     at = analysis.candidates and next((c for c in analysis.candidates if c.max_length == value), None)
     detail = f"; packed waste {at.padding_waste_packed:.1%}, truncated {at.truncation_rate:.1%}" if at else ""

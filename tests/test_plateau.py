@@ -1,0 +1,118 @@
+"""The plateau watch on synthetic loss histories with known verdicts, and the advice it writes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from analyze.config import Config, PlateauConfig, from_dict, load_config
+from train.advice import start_warnings
+from train.plateau import check
+from train.plateau_report import StepScale, write_plateau_report
+
+EVAL_EVERY, LOG_EVERY = 250, 10
+
+
+def history(curve, steps=4000, noise=0.0, seed=0, eval_curve=None):
+    """Train losses every 10 steps and eval losses every 250 from loss-vs-step functions, with optional noise."""
+    rng = np.random.default_rng(seed)
+    train = [(s, float(curve(s) + noise * rng.standard_normal())) for s in range(LOG_EVERY, steps + 1, LOG_EVERY)]
+    evals = [(s, float((eval_curve or curve)(s) + 0.05)) for s in range(EVAL_EVERY, steps + 1, EVAL_EVERY)]
+    return evals, train
+
+
+def test_real_plateau():
+    # falls until step 1500, then flat at 2.4 with a tight oscillation
+    evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
+    v = check(evals, train, PlateauConfig())
+    assert v.kind == "plateau"
+    a, b = v.window
+    assert b == 4000 and b - a >= 1000 and a >= 1500
+
+
+def test_steady_decrease_is_not_a_plateau():
+    evals, train = history(lambda s: 3.6 - 0.0003 * s)
+    assert check(evals, train, PlateauConfig()).kind == "improving"
+
+
+def test_noisy_but_improving_is_not_a_plateau():
+    evals, train = history(lambda s: 3.2 * np.exp(-s / 6000) + 0.6, noise=0.25, seed=3)
+    v = check(evals, train, PlateauConfig())
+    assert v.kind == "improving", v.evidence
+
+
+def test_eval_flat_but_train_still_falling_is_not_a_plateau():
+    evals, train = history(lambda s: 3.0 - 0.0002 * s, eval_curve=lambda s: 2.5)
+    v = check(evals, train, PlateauConfig())
+    assert v.kind != "plateau"
+
+
+def test_overfitting():
+    # train keeps falling; eval bottoms out at step 2000 and rises: the gap widens
+    evals, train = history(lambda s: 3.0 - 0.0003 * s, eval_curve=lambda s: 2.5 + 0.0001 * abs(s - 2000))
+    v = check(evals, train, PlateauConfig())
+    assert v.kind == "overfitting" and "gap widening" in v.evidence[0]
+
+
+def test_too_early():
+    evals, train = history(lambda s: 2.4, steps=900)
+    v = check(evals, train, PlateauConfig())
+    assert v.kind == "too_early"  # flat, but 900 steps are fewer than the guide's 1000
+
+
+def test_thresholds_come_from_the_config():
+    evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
+    strict = from_dict({"plateau": {"min_steps": 5000}}).plateau
+    assert check(evals, train, strict).kind == "too_early"
+
+
+def test_advice_files(tmp_path):
+    evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
+    v = check(evals, train, PlateauConfig())
+    base = "# my run\nlora:\n  r: 16  # rank\n  alpha: 16\n"
+    cfg = from_dict({"lora": {"r": 16, "alpha": 16}})
+    scale = StepScale(conversations=48.0, tokens=24_000.0)
+    write_plateau_report(tmp_path, v, cfg, scale, base_text=base)
+    doc = json.loads((tmp_path / "plateau.json").read_text())
+    assert doc["verdict"] == "plateau" and doc["next_config_change"] == {"lora.r": 32, "lora.alpha": 32}
+    steps = doc["window"]["optimizer_steps"]
+    assert doc["window"]["conversations"] == steps * 48 and doc["window"]["tokens"] == steps * 24_000
+    assert [lv["number"] for lv in doc["levers"]] == [1, 2, 3, 4, 5, 6]
+    assert "2.3–2.5" in doc["loss_floor"]
+    md = (tmp_path / "plateau.md").read_text()
+    assert "1. **Increase LoRA rank**" in md and "`lora.r: 32`" in md and "train --config next_config.yaml" in md
+    nxt = (tmp_path / "next_config.yaml").read_text()
+    assert "# my run" in nxt and "# rank" in nxt  # the user's comments survive
+    loaded = load_config(tmp_path / "next_config.yaml")
+    assert (loaded.lora.r, loaded.lora.alpha) == (32, 32)
+    assert loaded.optim == Config().optim and loaded.max_length == cfg.max_length
+
+
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        ({"optim": {"epochs": 5}}, "Don't increase epochs past 3"),
+        ({"optim": {"micro_batch_size": 2, "grad_accum_steps": 2}}, "Don't reduce batch size below 8"),
+    ],
+)
+def test_what_not_to_do_warnings(values, needle):
+    (warning,) = start_warnings(from_dict(values), conversations_per_row=3.0)
+    assert needle in warning
+
+
+def test_loss_plot_shades_the_window(tmp_path):
+    from train.loss_plot import DPI, SIZE, plot_run
+
+    evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
+    rows = {s: [s, loss, ""] for s, loss in train}
+    for s, loss in evals:
+        rows.setdefault(s, [s, "", ""])[2] = loss
+    lines = ["step,train_loss,eval_loss,learning_rate,tokens_per_second,real_token_share"]
+    lines += [f"{s},{t},{e},,," for s, t, e in (rows[k] for k in sorted(rows))]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    write_plateau_report(tmp_path, check(evals, train, PlateauConfig()), Config(), None)
+    png = plot_run(tmp_path)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (SIZE[0] * DPI, SIZE[1] * DPI)

@@ -1,0 +1,53 @@
+"""The plateau watch inside a real `--smoke` run: its logs judged, advice written, `plateau.action: stop` obeyed."""
+
+import csv
+import json
+
+from analyze.config import load_config
+from tests.conftest import SAMPLE
+from train.cli import main, run_from_args
+from train.loss_plot import read_log
+from train.plateau import check
+
+
+def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"# my smoke check\ndata:\n  train: [{SAMPLE}]\nlora:\n  r: 8  # small\n  alpha: 8\n")
+    # thresholds loose enough that 4 steps of a random model count as "flat": the mechanics, not the judgement
+    loose = ["--plateau.min_steps", "4", "--plateau.eval_tolerance", "0.5", "--plateau.train_band", "10",
+             "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
+    run_from_args(["--config", str(config), "--smoke", "--output-dir", str(out), *loose])
+    printed = capsys.readouterr().out
+    assert "plateau watch: plateau at step 4" in printed and "2.3–2.5" in printed
+    assert "stopping (plateau.action: stop)" in printed
+
+    steps = [int(r["step"]) for r in csv.DictReader(open(out / "log.csv"))]
+    assert max(steps) == 4  # stopped at the first evaluation that found the plateau, not at max_steps 8
+    doc = json.loads((out / "plateau.json").read_text())
+    assert doc["verdict"] == "plateau" and doc["window"]["steps"] == [0, 4]
+    assert doc["window"]["conversations"] > 4 * 4  # packed rows hold several conversations per step
+    lever5 = doc["levers"][4]
+    assert lever5["number"] == 5 and "% of conversations are longer" in lever5["why"]  # this run's own numbers
+    nxt = load_config(out / "next_config.yaml")
+    assert (nxt.lora.r, nxt.lora.alpha) == (16, 16)  # lever 1 from this run's r=8: doubled
+    assert "# my smoke check" in (out / "next_config.yaml").read_text()
+    assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the same verdict from the log on disk, with the same thresholds
+    train, evals = read_log(out / "log.csv")
+    cfg = load_config(out / "config.yaml")
+    assert check(evals, train, cfg.plateau).kind == "plateau"
+    # and `train plot RUN_DIR` redraws the figure on demand
+    (out / "loss_curve.png").unlink()
+    assert main(["plot", str(out)]) == 0 and (out / "loss_curve.png").is_file()
+
+
+def test_guide_thresholds_on_a_smoke_log_are_too_early(tmp_path):
+    """8 smoke steps are far from the guide's 1000: the default watch must not cry plateau."""
+    out = tmp_path / "run"
+    run_from_args(["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(out), "--run.max_steps", "4"])
+    train, evals = read_log(out / "log.csv")
+    assert check(evals, train, load_config(out / "config.yaml").plateau).kind == "too_early"
+    assert not (out / "plateau.json").exists()
+    assert (out / "loss_curve.png").is_file()

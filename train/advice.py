@@ -1,0 +1,129 @@
+"""The guide's levers as concrete changes to this run's config, and its "what NOT to do" as start-up checks.
+
+Levers, in the guide's order (impact/ease); the first is the guide's decision: "The first thing to try would be
+r=32 with alpha=32" (rank doubled, alpha/r kept).
+
+>>> from analyze.config import Config
+>>> for lever in levers(Config(), None)[:4]:
+...     print(lever.number, lever.change)
+1 {'lora.r': 32, 'lora.alpha': 32}
+2 {'lora.alpha': 32}
+3 {'optim.learning_rate': 0.0003, 'optim.epochs': 2.0}
+4 {'optim.lr_scheduler': 'cosine_with_restarts'}
+>>> start_warnings(Config())
+[]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from analyze.config import Config
+
+
+@dataclass
+class Lever:
+    number: int
+    title: str
+    impact: str
+    change: dict[str, Any]
+    why: str
+
+
+def levers(cfg: Config, analysis=None) -> list[Lever]:
+    """The six levers for this config; lever 5 carries this run's own length numbers when `analysis` is given."""
+    r, alpha, lr, epochs = cfg.lora.r, cfg.lora.alpha, cfg.optim.learning_rate, cfg.optim.epochs
+    out = [
+        Lever(
+            1,
+            "Increase LoRA rank",
+            "High",
+            {"lora.r": 2 * r, "lora.alpha": 2 * alpha},
+            f"more adapter capacity: r {r} → {2 * r}, alpha {alpha} → {2 * alpha} (alpha/r kept at {alpha / r:g}); "
+            "about 2× adapter memory, slightly slower, still fits a T4 at r=32",
+        ),
+        Lever(
+            2,
+            "Increase alpha/rank ratio",
+            "Medium",
+            {"lora.alpha": 2 * alpha},
+            f"alpha/r {alpha / r:g} → {2 * alpha / r:g}: a stronger adapter signal with no more parameters",
+        ),
+        Lever(
+            3,
+            "Fewer epochs, higher learning rate",
+            "Medium",
+            {"optim.learning_rate": round(lr * 1.5, 10), "optim.epochs": float(min(epochs, 2))},
+            "if the plateau comes early in epoch 1: learn faster, stop before overfitting; watch eval loss",
+        ),
+        Lever(
+            4,
+            "Cosine with warm restarts",
+            "Medium",
+            {"optim.lr_scheduler": "cosine_with_restarts"},
+            "learning-rate restarts can escape a minimum a monotonically decaying schedule is stuck in",
+        ),
+        _length_lever(cfg, analysis),
+        Lever(
+            6,
+            "Weight decay",
+            "Low",
+            {"optim.weight_decay": 0.01},
+            f"weight decay {cfg.optim.weight_decay:g} → 0.01: may generalise slightly better; unlikely to break a "
+            "plateau",
+        ),
+    ]
+    return out
+
+
+def _length_lever(cfg: Config, analysis) -> Lever:
+    if analysis is None:
+        return Lever(
+            5,
+            "Check max length against the data",
+            "Low-Medium",
+            {},
+            "run `lengthscan` on the training data to see truncation and padding at this max_length",
+        )
+    s, g = analysis.at_max_length, analysis.suggestion
+    numbers = (
+        f"at max_length {s.max_length}: {s.truncation_rate:.1%} of conversations are longer "
+        f"({s.supervised_tokens_lost_rate:.1%} of assistant tokens lost), packed rows are "
+        f"{s.padding_waste_packed:.1%} padding (padding each conversation to max_length would waste "
+        f"{s.padding_waste_pad_to_max:.1%})"
+    )
+    if g.max_length == s.max_length:
+        return Lever(5, "Check max length against the data", "Low-Medium", {}, f"{numbers}; it already fits the data")
+    return Lever(
+        5,
+        "Check max length against the data",
+        "Low-Medium",
+        {"max_length": g.max_length},
+        f"{numbers}; lengthscan suggests {g.max_length}: {g.reason}",
+    )
+
+
+GUIDE_EPOCHS = (
+    "Don't increase epochs past 3 without evidence that eval loss is still declining at epoch boundary — "
+    "dialogue data overfits fast"
+)
+GUIDE_BATCH = "Don't reduce batch size below 8 — too noisy for stable convergence on this data size"
+
+
+def start_warnings(cfg: Config, conversations_per_row: float | None = None) -> list[str]:
+    """The guide's "what NOT to do", checked against the config before training starts."""
+    out = []
+    if cfg.optim.epochs > 3:
+        out.append(f"optim.epochs = {cfg.optim.epochs:g} is more than 3. The guide: “{GUIDE_EPOCHS}.”")
+    if cfg.effective_batch < 8:
+        packed = (
+            f" (packed, a step holds about {cfg.effective_batch * conversations_per_row:.0f} conversations)"
+            if conversations_per_row
+            else ""
+        )
+        out.append(
+            f"effective batch = {cfg.optim.micro_batch_size} × {cfg.optim.grad_accum_steps} = {cfg.effective_batch} "
+            f"rows{packed} is below 8. The guide: “{GUIDE_BATCH}.”"
+        )
+    return out

@@ -1,0 +1,109 @@
+"""Hand the user the next run: plateau.json, a readable plateau.md and next_config.yaml with the first lever."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from analyze.atomic import atomic_write
+from analyze.config import Config, default_yaml, flatten, to_dict
+from analyze.config_write import set_values
+from train.advice import Lever, levers
+from train.plateau import LOSS_FLOOR, Verdict
+
+
+@dataclass
+class StepScale:
+    """What one optimizer step holds under packing, to translate step windows into data."""
+
+    conversations: float
+    tokens: float
+
+    @classmethod
+    def from_plan(cls, trained_records: int, rows: int, real_tokens: int, rows_per_step: int) -> StepScale:
+        """Per optimizer step: conversations and real tokens, from the packed plan.
+
+        >>> StepScale.from_plan(trained_records=300, rows=100, real_tokens=50_000, rows_per_step=16)
+        StepScale(conversations=48.0, tokens=8000.0)
+        """
+        return cls(trained_records / rows * rows_per_step, real_tokens / rows * rows_per_step)
+
+
+def resolved_config_text(cfg: Config, base_text: str | None = None) -> str:
+    """The run's config as commented YAML: the user's file (or the defaults) with every resolved value set."""
+    return set_values(base_text or default_yaml(), flatten(to_dict(cfg)))
+
+
+def write_plateau_report(
+    out_dir: Path, verdict: Verdict, cfg: Config, scale: StepScale | None, analysis=None, base_text: str | None = None
+) -> list[Lever]:
+    """Write plateau.json, plateau.md and next_config.yaml into `out_dir`; return the levers."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = levers(cfg, analysis)
+    window = None
+    if verdict.window:
+        steps = verdict.window[1] - verdict.window[0]
+        window = {"steps": list(verdict.window), "optimizer_steps": steps}
+        if scale:
+            window |= {"conversations": round(steps * scale.conversations), "tokens": round(steps * scale.tokens)}
+    doc = {
+        "verdict": verdict.kind,
+        "step": verdict.step,
+        "window": window,
+        "evidence": verdict.evidence,
+        "loss_floor": LOSS_FLOOR,
+        "levers": [asdict(lv) for lv in options],
+        "next_config": "next_config.yaml",
+        "next_config_change": options[0].change,
+    }
+    atomic_write(out_dir / "plateau.json", json.dumps(doc, indent=2) + "\n")
+    atomic_write(out_dir / "plateau.md", _markdown(doc, options))
+    text = set_values(resolved_config_text(cfg, base_text), options[0].change)
+    atomic_write(out_dir / "next_config.yaml", text)
+    return options
+
+
+def summary_lines(verdict: Verdict, scale: StepScale | None) -> list[str]:
+    """What `train` prints when the watch finds something."""
+    head = "plateau" if verdict.kind == "plateau" else "overfitting"
+    lines = [f"{head} at step {verdict.step}: " + "; ".join(verdict.evidence)]
+    if verdict.window and scale:
+        steps = verdict.window[1] - verdict.window[0]
+        lines.append(
+            f"window: {steps} optimizer steps ≈ {steps * scale.conversations:,.0f} conversations, "
+            f"{steps * scale.tokens:,.0f} tokens (packed steps hold more than the guide's unpacked ones)"
+        )
+    if verdict.kind == "plateau":
+        lines.append(LOSS_FLOOR)
+    return lines
+
+
+def _markdown(doc: dict, options: list[Lever]) -> str:
+    title = "Plateau" if doc["verdict"] == "plateau" else "Overfitting"
+    w = doc["window"]
+    lines = [f"# {title} at step {doc['step']}", ""]
+    lines += [f"- {e}" for e in doc["evidence"]]
+    if w:
+        scale = f" ≈ {w['conversations']:,} conversations, {w['tokens']:,} tokens" if "conversations" in w else ""
+        lines += [f"- window: steps {w['steps'][0]}–{w['steps'][1]} ({w['optimizer_steps']} optimizer steps{scale})"]
+    lines += ["", f"> {doc['loss_floor']}", "", "## Levers, in the guide's order", ""]
+    for lv in options:
+        change = ", ".join(f"`{k}: {v}`" for k, v in lv.change.items()) or "no config change"
+        lines.append(f"{lv.number}. **{lv.title}** (impact: {lv.impact}) — {change}. {lv.why}.")
+    first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
+    lines += [
+        "",
+        "## Next run",
+        "",
+        f"`next_config.yaml` is this run's config with lever 1 applied ({first}):",
+        "",
+        "```bash",
+        "train --config next_config.yaml",
+        "```",
+        "",
+        "What NOT to do (the guide): don't increase epochs past 3 without evidence; don't reduce the batch below 8; "
+        "don't chase train loss below eval loss — that gap is overfitting, not progress.",
+    ]
+    return "\n".join(lines) + "\n"
