@@ -22,7 +22,8 @@ def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path
     assert "plateau watch: plateau at step 4" in printed and "2.3–2.5" in printed
     assert "stopping (plateau.action: stop)" in printed
 
-    steps = [int(r["step"]) for r in csv.DictReader(open(out / "log.csv"))]
+    with open(out / "log.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert max(steps) == 4  # stopped at the first evaluation that found the plateau, not at max_steps 8
     doc = json.loads((out / "plateau.json").read_text())
     assert doc["verdict"] == "plateau" and doc["window"]["steps"] == [0, 4]
