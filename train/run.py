@@ -96,8 +96,12 @@ def run(
     save_resolved(cfg, prov, out / RESOLVED_CONFIG)
     model = load_model_for_run(model_path, precision, cfg)
     trainer = make_trainer(cfg, data, model, tokenizer, precision, out, [watch])
+    from train.trainer import NonFiniteLoss
+
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    except NonFiniteLoss as e:
+        raise UserError(_non_finite_message(cfg, e, out, precision)) from None
     except Exception as e:
         if _is_oom(e):
             raise UserError(_oom_message(cfg)) from None
@@ -198,10 +202,23 @@ def _even(rows, multiple: int):
     return EmptyPadded(rows, extra) if extra and multiple > 1 else rows
 
 
-def _check_output_dir(out: Path, resume: bool) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def last_complete_checkpoint(out: Path) -> Path | None:
+    """The newest checkpoint that finished saving: Trainer writes trainer_state.json last, so a run killed while
+    saving leaves a newer folder without a readable one, which is passed over."""
+    import json
 
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    folders = [p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for folder in sorted(folders, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+            return folder
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _check_output_dir(out: Path, resume: bool) -> Path | None:
+    last = last_complete_checkpoint(out) if out.is_dir() else None
     if resume and last is None:
         raise UserError(f"--resume: no checkpoint-* folder in {out}; start without --resume or set run.output_dir")
     if not resume and last is not None:
@@ -209,7 +226,7 @@ def _check_output_dir(out: Path, resume: bool) -> Path | None:
             f"{out} already holds checkpoints ({Path(last).name}); pass --resume to continue that run, "
             "or choose another --run.output_dir"
         )
-    return Path(last) if last else None
+    return last
 
 
 def _plateau_watch(cfg: Config, data: TrainData, model_config, config_path, out: Path, world: int, say):
@@ -290,6 +307,21 @@ def save_resolved(cfg: Config, prov: dict[str, str], path: Path) -> None:
     yaml.dump(doc, buf)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buf.getvalue())
+
+
+def _non_finite_message(cfg: Config, e, out: Path, precision) -> str:
+    last = last_complete_checkpoint(out) if out.is_dir() else None
+    kept = f"the last good checkpoint is {last}; continue from it with --resume" if last else "no checkpoint yet"
+    cause = (
+        "fp16 overflow (a T4 has no bf16) or too high a learning rate"
+        if precision.fp16
+        else "too high a learning rate or a diverging run"
+    )
+    return (
+        f"the training loss became {e.value} at step {e.step}, likely {cause}; nothing from that step was applied "
+        f"or saved, {kept} after pulling a lever: lower --optim.learning_rate (now {cfg.optim.learning_rate:g}), "
+        f"raise --optim.warmup_steps (now {cfg.optim.warmup_steps}), or lower --lora.alpha (now {cfg.lora.alpha})"
+    )
 
 
 def _is_oom(e: BaseException) -> bool:

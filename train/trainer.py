@@ -10,6 +10,14 @@ from transformers import Trainer
 from train.loss import token_loss_sum
 
 
+class NonFiniteLoss(Exception):
+    """The training loss became nan or inf: stop before the step is applied or saved."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"loss {value} at step {step}")
+        self.step, self.value = step, value
+
+
 class PackedTrainer(Trainer):
     """Loss = sum of token losses / supervised tokens of the whole accumulated batch (all ranks).
 
@@ -33,6 +41,9 @@ class PackedTrainer(Trainer):
         labels = inputs["labels"]
         outputs = model(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False)
         total, count = token_loss_sum(outputs.logits, labels)
+        if model.training and not torch.isfinite(total):
+            # before backward: the weights and the last checkpoint on disk are still good
+            raise NonFiniteLoss(self.state.global_step + 1, float(total.detach()))
         if model.training:
             if real is not None:
                 self._tokens += torch.tensor([float(real.sum()), float(labels.numel())], dtype=torch.float64)
