@@ -1,15 +1,19 @@
 """Shared fixtures: the bundled Qwen3 tokenizer, small data files; nothing is downloaded."""
 
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"  # tests must never reach the model hub
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-os.environ["LENGTHSCAN_CACHE"] = __import__("tempfile").mkdtemp(prefix="lengthscan-test-cache-")  # not the user's
-
+import atexit
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests must never reach the model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+_CACHE = tempfile.mkdtemp(prefix="lengthscan-test-cache-")
+os.environ["LENGTHSCAN_CACHE"] = _CACHE  # never the user's cache; removed when the test session ends
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "hh-rlhf-helpful-base-test.messages.jsonl"
