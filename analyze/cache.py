@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from analyze.lengths import COLUMNS, LengthTable
 from analyze.reader import SkipLog
 
 KEEP = 8  # entries kept; older ones are removed when a new one is stored
+ABANDONED_AFTER = 3600  # seconds without a write after which a hidden temporary entry is a killed run's leftover
 FORMAT_VERSION = 1
 
 
@@ -100,6 +102,15 @@ class Writer:
 
 
 def _evict(root: Path) -> None:
+    """Keep the newest KEEP entries; remove temporary entries a killed run left (no write for an hour)."""
     entries = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=os.path.getmtime)
     for old in entries[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
+    now = time.time()
+    for tmp in (p for p in root.iterdir() if p.is_dir() and p.name.startswith(".")):
+        try:
+            last_write = max([tmp.stat().st_mtime, *(f.stat().st_mtime for f in tmp.iterdir())])
+        except OSError:
+            continue
+        if now - last_write > ABANDONED_AFTER:  # a running writer appends ids continuously
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -167,7 +167,7 @@ def _alpaca(record: dict) -> list[dict]:
 
 def _prompt_completion(record: dict) -> list[dict]:
     """Strings become one user and one assistant turn; lists of messages are joined as they are."""
-    prompt, completion = record["prompt"], record["completion"]
+    prompt, completion = _field(record, "prompt"), _field(record, "completion")
     if isinstance(prompt, list) or isinstance(completion, list):
         prompt = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
         completion = completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}]

@@ -119,6 +119,7 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], fmt: 
         try:
             example = to_example(parse_record(raw), fmt)
             text = renderer.render(example)
+            _check_unicode(text)
         except SkipRecord as skip:
             skipped.append((fi, line, skip.reason, skip.detail))
             continue
@@ -159,14 +160,24 @@ def _encoded_chunks(reader: RecordReader, tokenizer, fmt: str, keep_ids: bool, w
             yield encode_chunk(renderer, items, fmt, keep_ids)
         return
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch or tokenizer threads exist
+    here: Renderer | None = None
+
+    def result(future: Future, items: list) -> Chunk:
+        nonlocal here
+        try:
+            return future.result()
+        except RecursionError:  # a deeply nested JSON-array record cannot be pickled to a worker: encode it here
+            here = here or Renderer(tokenizer)
+            return encode_chunk(here, items, fmt, keep_ids)
+
     with ProcessPoolExecutor(workers, context, initializer=_worker_init, initargs=(pickle.dumps(tokenizer),)) as pool:
-        in_flight: deque[Future] = deque()
+        in_flight: deque[tuple[Future, list]] = deque()
         for items in chunks:
-            in_flight.append(pool.submit(_worker_encode, items, fmt, keep_ids))
+            in_flight.append((pool.submit(_worker_encode, items, fmt, keep_ids), items))
             if len(in_flight) >= 2 * workers:
-                yield in_flight.popleft().result()
+                yield result(*in_flight.popleft())
         while in_flight:
-            yield in_flight.popleft().result()
+            yield result(*in_flight.popleft())
 
 
 _WORKER_RENDERER: Renderer | None = None
@@ -182,6 +193,15 @@ def _worker_init(tokenizer_bytes: bytes) -> None:
 def _worker_encode(items, fmt: str, keep_ids: bool) -> Chunk:
     assert _WORKER_RENDERER is not None
     return encode_chunk(_WORKER_RENDERER, items, fmt, keep_ids)
+
+
+def _check_unicode(text: str) -> None:
+    """Skip a record whose text holds a lone surrogate (JSON allows `"\\ud800"`); the encoder cannot take it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = text[e.start]
+        raise SkipRecord("invalid_utf8", f"lone surrogate \\u{ord(bad):04x} in the text (not valid Unicode)") from None
 
 
 def _chunks(it: Iterator, n: int) -> Iterator[list]:

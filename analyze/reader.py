@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,8 +95,10 @@ def parse_record(raw: Any) -> Any:
         raise SkipRecord("invalid_utf8", f"invalid UTF-8 at byte {e.start}") from None
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise SkipRecord("malformed_json", f"not valid JSON ({getattr(e, 'msg', 'nesting too deep')})") from None
+    except RecursionError:
+        raise SkipRecord("malformed_json", "not valid JSON (nesting too deep)") from None
+    except ValueError as e:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise SkipRecord("malformed_json", f"not valid JSON ({getattr(e, 'msg', str(e).split(':')[0])})") from None
 
 
 class RecordReader:
@@ -138,7 +141,7 @@ class RecordReader:
                     continue
                 any_line = True
                 yield lineno, raw_line  # parsed by `parse_record` where the record is processed
-        except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+        except (OSError, EOFError, zlib.error) as e:  # a truncated or corrupt .gz
             raise UserError(f"{path}: cannot decompress ({e}); re-download or re-compress the file") from None
         if not any_line:
             raise UserError(f"{path}: the file has no records (only blank lines)")
@@ -146,7 +149,7 @@ class RecordReader:
     def _json_array(self, path: Path, stream: BinaryIO) -> Iterator[tuple[int, Any]]:
         try:
             data = stream.read()
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise UserError(f"{path}: cannot decompress ({e}); re-download or re-compress the file") from None
         try:
             records = json.loads(data.removeprefix(BOM).decode("utf-8"))
@@ -160,6 +163,8 @@ class RecordReader:
             ) from None
         except RecursionError:
             raise UserError(f"{path}: JSON nested too deeply to read; fix the file") from None
+        except ValueError as e:  # an integer of more than 4300 digits
+            raise UserError(f"{path}: not valid JSON ({str(e).split(':')[0]}); fix the file") from None
         if not isinstance(records, list):
             raise UserError(f"{path}: expected a JSON array of records; use .jsonl for one record per line")
         if not records:

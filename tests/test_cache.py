@@ -79,6 +79,22 @@ def test_interrupted_write_leaves_no_entry(write_jsonl, qwen3, private_cache, mo
     assert not tokenize_files([path], qwen3).from_cache
 
 
+def test_a_killed_runs_temporary_entry_is_removed_later(write_jsonl, qwen3, private_cache):
+    import os
+    import time
+
+    private_cache.mkdir(parents=True)
+    leftover, running = private_cache / ".abc.killed", private_cache / ".def.running"
+    for folder in (leftover, running):
+        folder.mkdir()
+        (folder / "ids.raw").write_bytes(b"\0" * 64)
+    hours_ago = time.time() - 2 * 3600
+    os.utime(leftover / "ids.raw", (hours_ago, hours_ago))
+    os.utime(leftover, (hours_ago, hours_ago))
+    tokenize_files([write_jsonl([GOOD])], qwen3)  # storing a new entry tidies the cache
+    assert not leftover.exists() and running.exists()  # a writer still appending is left alone
+
+
 def test_worker_processes_give_the_same_table(qwen3, private_cache):
     from tests.conftest import SAMPLE
 
