@@ -9,7 +9,7 @@ from pathlib import Path
 
 from analyze import __version__
 from analyze.config import DEFAULT_CONFIG_NAME, OVERLONG_POLICIES, load_config
-from analyze.errors import UserError
+from analyze.errors import UserError, run_command
 from analyze.formats import FORMATS
 from analyze.suggest import SUGGEST_POLICIES
 
@@ -71,14 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"lengthscan: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("lengthscan: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    return run_command("lengthscan", lambda: run(args), "nothing was written")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class UserError(Exception):
     """A problem with the user's input, files or settings; the message says what and how to fix it."""
@@ -16,3 +19,15 @@ class SkipRecord(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+def run_command(prog: str, body: Callable[[], int], on_interrupt: str) -> int:
+    """Run a command's body: a `UserError` is one line on stderr and its exit code, Ctrl-C is 130, never a traceback."""
+    try:
+        return body()
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; {on_interrupt}", file=sys.stderr)
+        return 130

@@ -9,10 +9,12 @@ holds only per-record lengths, and a second run on the same data and tokenizer r
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,6 +34,7 @@ from analyze.render import Encoded, Renderer
 CHUNK = 1024  # records per encoder call: large enough to keep the encoder busy, small enough for memory
 PROGRESS_MIN_BYTES = 8 << 20  # show a progress bar for inputs larger than this
 WORKERS_MIN_BYTES = 16 << 20  # below this, starting worker processes costs more than it saves
+START_METHOD: str | None = None  # None: fork when safe, else spawn (tests set it to cover both)
 
 
 @dataclass
@@ -87,8 +90,9 @@ def tokenize_files(
         workers = (os.cpu_count() or 1) if reader.total_bytes >= WORKERS_MIN_BYTES else 0
     ids_parts: list[np.ndarray] = []
     try:
-        with _progress_bar(progress, reader.total_bytes) as bar:
-            for chunk in _encoded_chunks(reader, tokenizer, fmt, keep, workers):
+        # the pool's processes start before the progress bar's thread does (see `_worker_pool`)
+        with _worker_pool(tokenizer, workers) as pool, _progress_bar(progress, reader.total_bytes) as bar:
+            for chunk in _encoded_chunks(reader, tokenizer, fmt, keep, pool, workers):
                 for fi, line, reason, detail in chunk.skipped:
                     skips.add(f"{files[fi]}:{line}", reason, detail)
                 builder.add(chunk)
@@ -151,15 +155,53 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], fmt: 
     return Chunk(columns, ids, skipped)
 
 
-def _encoded_chunks(reader: RecordReader, tokenizer, fmt: str, keep_ids: bool, workers: int) -> Iterator[Chunk]:
-    """Encoded chunks in input order, computed here or by `workers` processes (a few chunks in flight each)."""
-    chunks = _chunks(iter(reader), CHUNK)
+@contextlib.contextmanager
+def _worker_pool(tokenizer, workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """`workers` processes that each hold a `Renderer`, started now; None for in-process work.
+
+    Forked where that is safe (see `_fork_is_safe`), so workers start at once with the tokenizer already in memory;
+    otherwise spawned, receiving the pickled tokenizer (slower to start, and a script needs `if __name__ ==
+    "__main__":`).
+    """
     if workers <= 1:
+        yield None
+        return
+    global _WORKER_RENDERER
+    method = START_METHOD or ("fork" if _fork_is_safe() else "spawn")
+    if method == "fork":
+        _WORKER_RENDERER = Renderer(tokenizer)  # inherited by the forked workers
+        pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), initializer=_worker_init)
+    else:
+        pool = ProcessPoolExecutor(
+            workers, multiprocessing.get_context("spawn"), initializer=_worker_init, initargs=(pickle.dumps(tokenizer),)
+        )
+    try:
+        pool.submit(int).result()  # start the processes now, while this process has no other thread
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
+        _WORKER_RENDERER = None
+
+
+def _fork_is_safe() -> bool:
+    """Linux, this process has no other thread, and CUDA is not initialised. The workers run only the tokenizer and
+    the template, never torch, so torch's CPU thread pools (if torch is loaded) do not matter in them."""
+    if sys.platform != "linux" or threading.active_count() != 1:
+        return False
+    torch = sys.modules.get("torch")
+    return torch is None or not torch.cuda.is_initialized()
+
+
+def _encoded_chunks(
+    reader: RecordReader, tokenizer, fmt: str, keep_ids: bool, pool: ProcessPoolExecutor | None, workers: int
+) -> Iterator[Chunk]:
+    """Encoded chunks in input order, computed here or by the pool's processes (two chunks in flight each)."""
+    chunks = _chunks(iter(reader), CHUNK)
+    if pool is None:
         renderer = Renderer(tokenizer)
         for items in chunks:
             yield encode_chunk(renderer, items, fmt, keep_ids)
         return
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch or tokenizer threads exist
     here: Renderer | None = None
 
     def result(future: Future, items: list) -> Chunk:
@@ -170,24 +212,24 @@ def _encoded_chunks(reader: RecordReader, tokenizer, fmt: str, keep_ids: bool, w
             here = here or Renderer(tokenizer)
             return encode_chunk(here, items, fmt, keep_ids)
 
-    with ProcessPoolExecutor(workers, context, initializer=_worker_init, initargs=(pickle.dumps(tokenizer),)) as pool:
-        in_flight: deque[tuple[Future, list]] = deque()
-        for items in chunks:
-            in_flight.append((pool.submit(_worker_encode, items, fmt, keep_ids), items))
-            if len(in_flight) >= 2 * workers:
-                yield result(*in_flight.popleft())
-        while in_flight:
+    in_flight: deque[tuple[Future, list]] = deque()
+    for items in chunks:
+        in_flight.append((pool.submit(_worker_encode, items, fmt, keep_ids), items))
+        if len(in_flight) >= 2 * workers:
             yield result(*in_flight.popleft())
+    while in_flight:
+        yield result(*in_flight.popleft())
 
 
 _WORKER_RENDERER: Renderer | None = None
 
 
-def _worker_init(tokenizer_bytes: bytes) -> None:
+def _worker_init(tokenizer_bytes: bytes | None = None) -> None:
     # One process per core already: the encoder's own threads would only compete with the other workers.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    global _WORKER_RENDERER
-    _WORKER_RENDERER = Renderer(pickle.loads(tokenizer_bytes))
+    if tokenizer_bytes is not None:  # spawned; a forked worker inherited its renderer
+        global _WORKER_RENDERER
+        _WORKER_RENDERER = Renderer(pickle.loads(tokenizer_bytes))
 
 
 def _worker_encode(items, fmt: str, keep_ids: bool) -> Chunk:

@@ -11,6 +11,7 @@ tokenizer's offsets — because templates are not prefix-stable: Qwen3 gives onl
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,13 +44,10 @@ class Renderer:
     def __init__(self, tokenizer):
         self.tok = tokenizer
         self.backend = tokenizer.backend_tokenizer
-        self.specials = tuple(
-            sorted(
-                {t.content for t in tokenizer.added_tokens_decoder.values() if t.content},
-                key=len,
-                reverse=True,
-            )
+        specials = sorted(
+            {t.content for t in tokenizer.added_tokens_decoder.values() if t.content}, key=len, reverse=True
         )
+        self._special = re.compile("|".join(map(re.escape, specials))) if specials else None  # longest first
         self.has_template = bool(tokenizer.chat_template)
         self.end_of_turn = self._probe_end_of_turn() if self.has_template else ""
 
@@ -128,10 +126,8 @@ class Renderer:
 
     def special_at(self, text: str, pos: int) -> str:
         """The added/special token starting at `pos` in `text`, or ''."""
-        for s in self.specials:
-            if text.startswith(s, pos):
-                return s
-        return ""
+        m = self._special.match(text, pos) if self._special else None
+        return m.group() if m else ""
 
 
 def assistant_char_spans(text: str, messages: list[dict], renderer: Renderer) -> list[tuple[int, int]]:

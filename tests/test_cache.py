@@ -95,9 +95,12 @@ def test_a_killed_runs_temporary_entry_is_removed_later(write_jsonl, qwen3, priv
     assert not leftover.exists() and running.exists()  # a writer still appending is left alone
 
 
-def test_worker_processes_give_the_same_table(qwen3, private_cache):
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_worker_processes_give_the_same_table(qwen3, private_cache, monkeypatch, start):
+    import analyze.pipeline as pipeline
     from tests.conftest import SAMPLE
 
+    monkeypatch.setattr(pipeline, "START_METHOD", start)
     here = tokenize_files([SAMPLE], qwen3, keep_ids=True, cache=False, workers=0)
     pool = tokenize_files([SAMPLE], qwen3, keep_ids=True, cache=False, workers=2)
     assert same(here.table, pool.table) and np.array_equal(here.table.ids, pool.table.ids)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from analyze import __version__
 from analyze.config import DEFAULT_CONFIG_NAME
-from analyze.errors import UserError
+from analyze.errors import UserError, run_command
 
 # Short flags for the config keys users change most; every other key is --section.key VALUE.
 ALIASES = {"device": "run.device", "output_dir": "run.output_dir", "max_steps": "run.max_steps"}
@@ -45,17 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
+
+    def body() -> int:
         if argv[:1] == ["plot"]:
             return plot_command(argv[1:])
         run_from_args(argv)
         return 0
-    except UserError as e:
-        print(f"train: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("train: interrupted; the last checkpoint (if any) can be continued with --resume", file=sys.stderr)
-        return 130
+
+    return run_command("train", body, "the last checkpoint (if any) can be continued with --resume")
 
 
 def plot_command(argv: list[str]) -> int:
