@@ -90,7 +90,11 @@ def write_suggestion(path: str | Path, analysis, set_by: str) -> bool:
         "data_fingerprint": t.data_fingerprint,
         "records": t.records,
     }
-    return write_max_length(path, s.max_length, source)
+    changes: dict[str, Any] = {"max_length": s.max_length, "max_length_source": source}
+    path = Path(path)
+    if not path.exists() or not from_dict(read_yaml(path), where=str(path)).data.train:
+        changes["data.train"] = [str(p) for p in t.paths]  # so `train --config` finds the data just analysed
+    return update_config(path, changes)
 
 
 def write_max_length(path: str | Path, max_length: int, source: dict) -> bool:

@@ -120,6 +120,16 @@ def test_write_config_default_path_is_the_working_directory(tmp_path, monkeypatc
 
     cfg = load_config(tmp_path / "lengthscan.yaml")
     assert cfg.max_length % 128 == 0 and cfg.max_length_source["policy"].startswith("supervised")
+    assert cfg.data.train == [str(SAMPLE)]  # a new config points at the data just analysed, for `train --config`
+
+
+def test_write_config_keeps_the_users_data_files(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("data:\n  train: [mine.jsonl]  # my data\n")
+    run_json(capsys, SAMPLE, "--config", cfg, "--write-config")
+    from analyze.config import load_config
+
+    assert load_config(cfg).data.train == ["mine.jsonl"] and "# my data" in cfg.read_text()
 
 
 def test_write_config_on_unparseable_file_exits_2_untouched(tmp_path, capsys):

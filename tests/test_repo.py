@@ -28,3 +28,11 @@ def test_readme_example_report_is_current(capsys):
     for line in out.splitlines()[:4]:  # header, records, tokens, lengths
         assert line.strip().split("  ·  tokenizer")[-1] in text
     assert re.search(r"suggested max_length \d+", out).group(0) in text
+
+
+def test_readme_shows_the_current_default_config():
+    from analyze.config import default_yaml
+
+    text = (REPO / "README.md").read_text()
+    block = text.split("## The config", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == default_yaml()

@@ -65,7 +65,9 @@ def test_output_dir_with_checkpoints_needs_resume(tmp_path, capsys):
     err = _error(capsys, ["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path)])
     assert "--resume" in err
     err = _error(capsys, ["--smoke", "--resume", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path / "new")])
-    assert "no checkpoint" in err
+    assert "no complete checkpoint" in err
+    err = _error(capsys, ["--smoke", "--resume", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path)])
+    assert "no complete checkpoint" in err  # checkpoint-3 was never finished (no trainer_state.json)
 
 
 def test_oom_message_names_the_levers():

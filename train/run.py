@@ -218,12 +218,15 @@ def last_complete_checkpoint(out: Path) -> Path | None:
 
 
 def _check_output_dir(out: Path, resume: bool) -> Path | None:
-    last = last_complete_checkpoint(out) if out.is_dir() else None
+    found = sorted(p.name for p in out.glob("checkpoint-*")) if out.is_dir() else []
+    last = last_complete_checkpoint(out) if found else None
     if resume and last is None:
-        raise UserError(f"--resume: no checkpoint-* folder in {out}; start without --resume or set run.output_dir")
-    if not resume and last is not None:
         raise UserError(
-            f"{out} already holds checkpoints ({Path(last).name}); pass --resume to continue that run, "
+            f"--resume: no complete checkpoint-* folder in {out}; start without --resume or set run.output_dir"
+        )
+    if not resume and found:
+        raise UserError(
+            f"{out} already holds checkpoints ({found[-1]}); pass --resume to continue that run, "
             "or choose another --run.output_dir"
         )
     return last
