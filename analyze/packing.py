@@ -45,6 +45,3 @@ def pack(lengths: Sequence[int] | np.ndarray, max_length: int) -> list[list[int]
             has_space |= 1 << left
     return rows
 
-
-def packed_row_count(lengths: np.ndarray, max_length: int) -> int:
-    return len(pack(lengths, max_length))
