@@ -28,11 +28,15 @@ from analyze.formats import FORMATS, to_example
 from analyze.pipeline import tokenize_files
 from analyze.reader import RecordReader, parse_record
 
-FAST = settings(max_examples=300, deadline=None)
+# The default run is derandomized so CI is repeatable; the slow run explores new random cases every time.
+FAST = settings(max_examples=300, deadline=None, derandomize=True)
 E2E = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-E2E_SLOW = settings(E2E, max_examples=2000)
+E2E_SLOW = settings(E2E, max_examples=2000, derandomize=False)
 BOM = b"\xef\xbb\xbf"
 
 # ---- records -------------------------------------------------------------------------------------------------------
@@ -177,7 +181,9 @@ def check_jsonl(tokenizer, case: JsonlFile, compress: bool, fmt: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = write(folder, "data.jsonl", case.body(), compress)
         good = [i for i, line in enumerate(case.lines, 1) if line.good] if fmt == "auto" else []
-        check(path, tokenizer, case.records, good, must_succeed=case.records > 0, fmt=fmt)
+        # count from the file's bytes: a line that is only the file's leading BOM is blank, as the reader sees it
+        expected = count_records(case.body())
+        check(path, tokenizer, expected, good, must_succeed=expected > 0, fmt=fmt)
 
 
 formats = st.sampled_from(["auto", "auto", *FORMATS[1:]])  # --format, auto most often
@@ -190,6 +196,7 @@ formats = st.sampled_from(["auto", "auto", *FORMATS[1:]])  # --format, auto most
 )
 @example(JsonlFile([Line(b'{"text": "ok"}'), Line(b"{}")], False, False, True), False, "prompt_completion")
 @example(JsonlFile([Line(b"\r"), Line(b" ")], False, True, True), True, "auto")  # only blank lines: a file error
+@example(JsonlFile([Line(BOM), Line(nested(100))], False, False, False), False, "auto")  # a BOM-only first line
 def test_jsonl_every_record_is_analysed_or_counted(qwen3, case, compress, fmt):
     check_jsonl(qwen3, case, compress, fmt)
 
