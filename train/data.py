@@ -79,11 +79,12 @@ def build(cfg: Config, tokenizer, tokenized: Tokenized) -> TrainData:
     return TrainData(tokenized, plan, PackedRows(tokenized.table, plan, train_idx), eval_rows, source)
 
 
-def analysis_at(cfg: Config, tokenized: Tokenized, limit: tuple[int | None, str]) -> Analysis:
-    """The analysis `lengthscan` would run on the same tokenized data at the config's max_length.
-
-    Its suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's lever 5.
+def analysis_at(cfg: Config, tokenized: Tokenized, model_config) -> Analysis:
+    """The analysis `lengthscan` would run on the same tokenized data at the config's max_length, capped by the
+    model's positions. Its suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's
+    lever 5.
     """
+    positions = getattr(model_config, "max_position_embeddings", None)
     return analyze(
         tokenized,
         cfg.max_length,
@@ -92,7 +93,7 @@ def analysis_at(cfg: Config, tokenized: Tokenized, limit: tuple[int | None, str]
         cfg.optim.grad_accum_steps,
         cfg.optim.seed,
         SuggestOptions(),
-        limit,
+        (positions, "model config") if positions else (None, "unknown"),
     )
 
 

@@ -242,8 +242,7 @@ def _plateau_watch(cfg: Config, data: TrainData, model_config, config_path, out:
     rows = data.train
     for warning in start_warnings(cfg, rows.conversations / max(len(rows), 1)):
         say(f"warning: {warning}")
-    limit = getattr(model_config, "max_position_embeddings", None)
-    analysis = analysis_at(cfg, data.tokenized, (limit, "model config") if limit else (None, "unknown"))
+    analysis = analysis_at(cfg, data.tokenized, model_config)
     per_step = cfg.optim.micro_batch_size * cfg.optim.grad_accum_steps * world
     scale = StepScale.from_plan(rows.conversations, max(len(rows), 1), rows.real_tokens, per_step)
     base = Path(config_path).read_text(encoding="utf-8") if config_path else None
@@ -265,8 +264,7 @@ def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, 
     from analyze.config import DEFAULT_CONFIG_NAME
     from train.data import analysis_at, write_back
 
-    limit = getattr(model_config, "max_position_embeddings", None)
-    analysis = analysis_at(cfg, tokenized, (limit, "model config") if limit else (None, "unknown"))
+    analysis = analysis_at(cfg, tokenized, model_config)
     value = analysis.suggestion.max_length
     at = analysis.candidates and next((c for c in analysis.candidates if c.max_length == value), None)
     detail = f"; packed waste {at.padding_waste_packed:.1%}, truncated {at.truncation_rate:.1%}" if at else ""
