@@ -9,35 +9,49 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from analyze.config import Config
+from analyze.config import Config, SuggestConfig, with_values
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import make_plan
 from analyze.reader import check_paths
+from analyze.split import eval_mask
 from analyze.stats import LengthStats, PlanStats, candidate_lengths, candidates, length_stats, plan_stats
 from analyze.suggest import Suggestion, suggest
 from analyze.tokenizer import load_tokenizer, model_limit, resolve_tokenizer_name
 
 
 @dataclass
-class SuggestOptions:
-    policy: str = "coverage"
-    target: float = 0.99
-    round_to: int = 64
-
-
-@dataclass
 class Analysis:
+    """Every number of the report, for one tokenized data set under one config (`cfg`, overrides applied)."""
+
     tokenized: Tokenized
+    cfg: Config
+    held_out: np.ndarray  # per record: held out for eval (`analyze.split`), so not in the train numbers
     lengths: LengthStats
     at_max_length: PlanStats
     suggestion: Suggestion
     limit: int | None
     limit_source: str
     candidates: list[PlanStats] = field(default_factory=list)
-    micro_batch: int = 4
-    grad_accum: int = 4
-    seed: int = 0  # the dynamic-padding shuffle's seed (the config's optim.seed)
-    options: SuggestOptions = field(default_factory=SuggestOptions)
+
+    @property
+    def micro_batch(self) -> int:
+        return self.cfg.optim.micro_batch_size
+
+    @property
+    def grad_accum(self) -> int:
+        return self.cfg.optim.grad_accum_steps
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.optim.seed  # the eval hold-out's and the dynamic-padding shuffle's seed
+
+    @property
+    def options(self) -> SuggestConfig:
+        return self.cfg.suggest
+
+    @property
+    def eval_records(self) -> int:
+        return int(self.held_out.sum())
 
     @property
     def table(self):
@@ -86,6 +100,12 @@ class Analysis:
                 "packed": s.padding_waste_packed,
             },
             "packed_rows": s.packed_rows,
+            "split": {
+                "train_records": s.records_trained,
+                "eval_records": self.eval_records,
+                "eval_fraction": 0.0 if self.cfg.data.eval else self.cfg.data.eval_fraction,
+                "eval_files": list(self.cfg.data.eval),
+            },
             "steps_per_epoch": {
                 "micro_batch_size": self.micro_batch,
                 "grad_accum_steps": self.grad_accum,
@@ -114,17 +134,9 @@ class Analysis:
         }
 
 
-def analyze(
-    tokenized: Tokenized,
-    max_length: int,
-    overlong: str,
-    micro_batch: int,
-    grad_accum: int,
-    seed: int = 0,
-    options: SuggestOptions | None = None,
-    limit: tuple[int | None, str] = (None, "unknown"),
-) -> Analysis:
-    """All numbers of the report for one tokenized data set."""
+def analyze(tokenized: Tokenized, cfg: Config, limit: tuple[int | None, str] = (None, "unknown")) -> Analysis:
+    """All numbers of the report for one tokenized data set, under `cfg` (max_length, overlong policy, batch,
+    seed, eval hold-out and suggestion policy); `limit` is the model's maximum positions and where it came from."""
     from analyze.errors import UserError
 
     table = tokenized.table
@@ -133,54 +145,55 @@ def analyze(
             f"no record could be analysed ({tokenized.skips.total} skipped: "
             f"{', '.join(f'{k} {v}' for k, v in tokenized.skips.counts.items())}); see the first skipped lines above"
         )
-    options = options or SuggestOptions()
-    here = plan_stats(table, make_plan(table, max_length, overlong), micro_batch, grad_accum, seed)
-    suggestion = suggest(table, options.policy, options.target, options.round_to, limit[0], overlong)
-    ladder = candidate_lengths(table.tokens, [max_length, suggestion.max_length], limit[0])
+    held = held_out(table, cfg)
+    train = ~held
+    o, s = cfg.optim, cfg.suggest
+    here = plan_stats(
+        table, make_plan(table, cfg.max_length, cfg.overlong, train), o.micro_batch_size, o.grad_accum_steps, o.seed
+    )
+    suggestion = suggest(table, s.policy, s.target, s.round_to, limit[0], cfg.overlong)
+    ladder = candidate_lengths(table.tokens, [cfg.max_length, suggestion.max_length], limit[0])
     return Analysis(
         tokenized=tokenized,
+        cfg=cfg,
+        held_out=held,
         lengths=length_stats(table.tokens),
         at_max_length=here,
         suggestion=suggestion,
         limit=limit[0],
         limit_source=limit[1],
-        candidates=candidates(table, ladder, overlong, micro_batch, grad_accum, seed),
-        micro_batch=micro_batch,
-        grad_accum=grad_accum,
-        seed=seed,
-        options=options,
+        candidates=candidates(table, ladder, cfg.overlong, o.micro_batch_size, o.grad_accum_steps, o.seed, train),
     )
+
+
+def held_out(table, cfg: Config) -> np.ndarray:
+    """The records `train` holds out for eval: none when the config names eval files, else `data.eval_fraction`
+    of the conversations by content (`analyze.split`)."""
+    fraction = 0.0 if cfg.data.eval else cfg.data.eval_fraction
+    if fraction == 0:
+        return np.zeros(len(table), dtype=bool)
+    return eval_mask(table.content_hash, fraction, cfg.optim.seed)
 
 
 def analyze_files(
     files: list,
     cfg: Config | None = None,
     *,
-    tokenizer: str | None = None,
-    chat_template: str | None = None,
-    fmt: str | None = None,
-    max_length: int | None = None,
-    overlong: str | None = None,
-    options: SuggestOptions | None = None,
     strict: bool = False,
     progress: bool | None = None,
     cache: bool = True,
+    **overrides,
 ) -> Analysis:
-    """Files → `Analysis`, with the config's settings unless overridden: what `lengthscan` and the notebook run.
+    """Files → `Analysis` under the config (`overrides` by dotted key, e.g. `max_length=1024` or
+    `**{"suggest.policy": "supervised"}`): what `lengthscan` and the notebook run.
 
-    The tokenizer is `tokenizer`, else the config's, else the config's model's own (bundled for Qwen3).
+    The tokenizer is the config's `tokenizer`, else its model's own (bundled for Qwen3).
     """
-    cfg = cfg or Config()
+    cfg = with_values(cfg or Config(), {k: v for k, v in overrides.items() if v is not None})
     paths = check_paths(list(files))  # before the tokenizer loads: a typo fails at once
-    tok = load_tokenizer(
-        resolve_tokenizer_name(tokenizer or cfg.tokenizer, cfg.model), chat_template or cfg.chat_template
-    )
-    tokenized = tokenize_files(paths, tok, fmt=fmt or cfg.data.format, strict=strict, progress=progress, cache=cache)
-    o = cfg.optim
-    return analyze(
-        tokenized, max_length or cfg.max_length, overlong or cfg.overlong, o.micro_batch_size, o.grad_accum_steps,
-        o.seed, options, model_limit(tok, cfg.model),
-    )  # fmt: skip
+    tok = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
+    tokenized = tokenize_files(paths, tok, fmt=cfg.data.format, strict=strict, progress=progress, cache=cache)
+    return analyze(tokenized, cfg, model_limit(tok, cfg.model))
 
 
 def _nice_step(raw: float) -> int:

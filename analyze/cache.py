@@ -25,7 +25,7 @@ from analyze.reader import SkipLog
 
 KEEP = 8  # entries kept; older ones are removed when a new one is stored
 ABANDONED_AFTER = 3600  # seconds without a write after which a hidden temporary entry is a killed run's leftover
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: content_hash column
 
 
 def cache_root() -> Path:

@@ -8,10 +8,27 @@ import sys
 from pathlib import Path
 
 from analyze import __version__
-from analyze.config import DEFAULT_CONFIG_NAME, OVERLONG_POLICIES, load_config
+from analyze.config import DEFAULT_CONFIG_NAME, field_meta, load_config, with_values
 from analyze.errors import UserError, run_command
-from analyze.formats import FORMATS
-from analyze.suggest import SUGGEST_POLICIES
+
+# Options that set a config key for this run (and, with --write-config, in the file): flag → dotted key.
+CONFIG_FLAGS = {
+    "model": "model",
+    "tokenizer": "tokenizer",
+    "chat_template": "chat_template",
+    "format": "data.format",
+    "max_length": "max_length",
+    "overlong": "overlong",
+    "policy": "suggest.policy",
+    "target": "suggest.target",
+    "round_to": "suggest.round_to",
+}
+FLAG_HELP = {
+    "tokenizer": "hub id, local folder or bundled:qwen3 (default: the config's, else the model's own)",
+    "model": "the model you will train; its tokenizer and position limit are used (default: the config's)",
+}
+FLAG_TYPES = {"max_length": int, "target": float, "round_to": int}
+FLAG_METAVARS = {"chat_template": "FILE", "max_length": "N", "round_to": "N", "target": "Q"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,21 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"YAML config to read (default: ./{DEFAULT_CONFIG_NAME} if present, else built-in defaults)",
     )
-    p.add_argument(
-        "--tokenizer", help="hub id, local folder or bundled:qwen3 (default: the config's, else the model's)"
-    )
-    p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template to use instead of the tokenizer's")
-    p.add_argument("--format", choices=FORMATS, help="record format (default: the config's, 'auto' detects per record)")
-    p.add_argument("--max-length", type=int, metavar="N", help="max_length to evaluate (default: the config's)")
-    p.add_argument("--overlong", choices=OVERLONG_POLICIES, help="what to do with longer records (default: config's)")
-    p.add_argument(
-        "--policy",
-        choices=SUGGEST_POLICIES,
-        default="coverage",
-        help="how to suggest max_length: coverage (records fit whole) or supervised (assistant tokens kept)",
-    )
-    p.add_argument("--target", type=float, default=0.99, help="share to keep under --policy (default 0.99)")
-    p.add_argument("--round-to", type=int, default=64, metavar="N", help="round the suggestion up to a multiple of N")
+    for flag, key in CONFIG_FLAGS.items():  # help, choices and type from the config schema: one source
+        meta = field_meta(key)
+        help_text = FLAG_HELP.get(flag, meta["help"]) + f" (config key {key})"
+        p.add_argument(
+            "--" + flag.replace("_", "-"),
+            dest=flag,
+            type=FLAG_TYPES.get(flag, str),
+            choices=meta["choices"],
+            metavar=FLAG_METAVARS.get(flag),
+            help=help_text.replace("%", "%%"),
+        )
     p.add_argument(
         "--write-config",
         nargs="?",
@@ -75,18 +88,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analyze.analysis import SuggestOptions, analyze_files
+    from analyze.analysis import analyze_files
     from analyze.config_write import write_suggestion
 
     config_path = _config_path(args.config)
     cfg = load_config(config_path)
     _check_args(args)
+    given = {key: getattr(args, flag) for flag, key in CONFIG_FLAGS.items() if getattr(args, flag) is not None}
+    if "model" in given and "tokenizer" not in given:
+        given["tokenizer"] = None  # another model: its own tokenizer, not the config's
+    cfg = with_values(cfg, given, where="lengthscan options")
     analysis = analyze_files(
-        args.files or cfg.data.train, cfg, tokenizer=args.tokenizer, chat_template=args.chat_template,
-        fmt=args.format, max_length=args.max_length, overlong=args.overlong,
-        options=SuggestOptions(args.policy, args.target, args.round_to), strict=args.strict,
-        progress=args.progress, cache=args.cache,
-    )  # fmt: skip
+        args.files or cfg.data.train, cfg, strict=args.strict, progress=args.progress, cache=args.cache
+    )
     if args.lengths_out:
         write_lengths(analysis.tokenized, Path(args.lengths_out))
     if args.plot:
@@ -118,12 +132,7 @@ def _config_path(explicit: str | None) -> Path | None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.max_length is not None and args.max_length < 1:
-        raise UserError(f"--max-length {args.max_length}: must be a positive number of tokens")
-    if not 0 < args.target <= 1:
-        raise UserError(f"--target {args.target}: must be a share in (0, 1], e.g. 0.99")
-    if args.round_to < 1:
-        raise UserError(f"--round-to {args.round_to}: must be at least 1")
+    """Options that are not config keys (those are checked with the config)."""
     if args.lengths_out and not args.lengths_out.endswith((".csv", ".parquet")):
         raise UserError(f"--lengths-out {args.lengths_out}: use a .csv or .parquet file name")
     if args.plot and not args.plot.lower().endswith(".png"):

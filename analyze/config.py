@@ -15,82 +15,122 @@ from pathlib import Path
 from typing import Any
 
 from analyze.errors import UserError
+from analyze.formats import FORMATS
 
 DEFAULT_CONFIG_NAME = "lengthscan.yaml"
 OVERLONG_POLICIES = ("cut_turns", "truncate", "drop")
+SUGGEST_POLICIES = ("coverage", "supervised")
+RUN_DEVICES = ("auto", "cuda", "cpu")
+PLATEAU_ACTIONS = ("warn", "stop")
+# transformers schedules that need no extra arguments (a test checks each is a transformers SchedulerType)
+LR_SCHEDULERS = (
+    "cosine", "cosine_with_restarts", "linear", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt"
+)  # fmt: skip
+# Keys whose values are file paths: in a config file they are relative to the file's own folder.
+PATH_KEYS = ("data.train", "data.eval", "chat_template", "run.output_dir")
+# Keys that name a hub id or a local folder: relative to the config file when such a folder exists there.
+PATH_OR_ID_KEYS = ("model", "tokenizer")
 
 
-def _f(default, help: str, **kw):
+def _f(default, help: str, *, choices: tuple | None = None, ge=None, gt=None, le=None, lt=None):
+    """A config field: its default, its help text, and what values it takes (checked by `check`)."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help}, **kw)
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class DataConfig:
     train: list[str] = _f([], "training files (.jsonl / .json, optionally .gz); lengthscan uses them when given none")
-    format: str = _f("auto", "record format: auto, messages, sharegpt, alpaca, prompt_completion or text")
-    eval: list[str] = _f([], "train: held-out eval files; empty = hold out eval_fraction of the packed rows")
-    eval_fraction: float = _f(0.05, "train: share of packed rows held out for eval without eval files (0 = none)")
+    format: str = _f(
+        "auto", "record format: auto, messages, sharegpt, alpaca, prompt_completion or text", choices=FORMATS
+    )
+    eval: list[str] = _f([], "train: held-out eval files; empty = hold out eval_fraction of the conversations")
+    eval_fraction: float = _f(
+        0.05,
+        "share of conversations held out for eval when there are no eval files, chosen by a hash of each "
+        "conversation's content (the same ones at any max_length); 0 = none",
+        ge=0.0,
+        lt=0.5,
+    )
 
 
 @dataclass
 class LoraConfig:
-    r: int = _f(16, "LoRA rank: adapter capacity (the guide's first lever is r=32 with alpha=32)")
-    alpha: int = _f(16, "LoRA alpha; the adapter's scale is alpha / r")
-    dropout: float = _f(0.05, "dropout on the LoRA path")
+    r: int = _f(16, "LoRA rank: adapter capacity (the guide's first lever is r=32 with alpha=32)", ge=1)
+    alpha: int = _f(16, "LoRA alpha; the adapter's scale is alpha / r", ge=1)
+    dropout: float = _f(0.05, "dropout on the LoRA path", ge=0.0, lt=1.0)
     target_modules: str | list[str] = _f("all-linear", "layers that get adapters: all-linear or a list of names")
 
 
 @dataclass
 class OptimConfig:
-    micro_batch_size: int = _f(4, "rows per forward pass on the GPU")
-    grad_accum_steps: int = _f(4, "micro-batches per optimizer step (effective batch = micro_batch_size × this)")
-    learning_rate: float = _f(2e-4, "peak learning rate")
-    lr_scheduler: str = _f("cosine", "learning-rate schedule: cosine, cosine_with_restarts, linear, constant…")
-    warmup_steps: int = _f(200, "optimizer steps of linear warm-up")
-    epochs: float = _f(3.0, "passes over the training data (the guide: not more than 3 for dialogue)")
-    weight_decay: float = _f(0.0, "AdamW weight decay")
-    seed: int = _f(42, "seed for shuffling, the data split and LoRA initialisation")
+    micro_batch_size: int = _f(4, "rows per forward pass on the GPU", ge=1)
+    grad_accum_steps: int = _f(4, "micro-batches per optimizer step (effective batch = micro_batch_size × this)", ge=1)
+    learning_rate: float = _f(2e-4, "peak learning rate", gt=0.0, le=1.0)
+    lr_scheduler: str = _f("cosine", f"learning-rate schedule: {', '.join(LR_SCHEDULERS)}", choices=LR_SCHEDULERS)
+    warmup_steps: int = _f(200, "optimizer steps of linear warm-up", ge=0)
+    epochs: float = _f(3.0, "passes over the training data (the guide: not more than 3 for dialogue)", gt=0.0)
+    weight_decay: float = _f(0.0, "AdamW weight decay", ge=0.0, lt=1.0)
+    seed: int = _f(42, "seed for shuffling, the eval hold-out and LoRA initialisation", ge=0)
 
 
 @dataclass
 class RunConfig:
-    output_dir: str = _f("runs/lengthscan", "train: folder for checkpoints, logs, the adapter and the resolved config")
-    device: str = _f("auto", "train: auto (CUDA when present), cuda, or cpu (slow; for checks, not real runs)")
-    max_steps: int = _f(-1, "train: stop after this many optimizer steps (-1 = all epochs)")
-    eval_steps: int = _f(200, "train: evaluate every N optimizer steps")
-    save_steps: int = _f(200, "train: save a checkpoint every N optimizer steps (--resume continues from the last)")
-    save_total_limit: int = _f(3, "train: keep at most this many checkpoints")
-    logging_steps: int = _f(10, "train: log loss, learning rate and throughput every N optimizer steps")
+    output_dir: str = _f(
+        "runs/lengthscan",
+        "train: folder for checkpoints, logs, the adapter and the resolved config (--smoke uses this name + '-smoke')",
+    )
+    device: str = _f(
+        "auto", "train: auto (CUDA when present), cuda, or cpu (slow; for checks, not real runs)", choices=RUN_DEVICES
+    )
+    max_steps: int = _f(-1, "train: stop after this many optimizer steps (-1 = all epochs)", ge=-1)
+    eval_steps: int = _f(200, "train: evaluate every N optimizer steps", ge=1)
+    save_steps: int = _f(
+        200, "train: save a checkpoint every N optimizer steps (--resume continues from the last)", ge=1
+    )
+    save_total_limit: int = _f(3, "train: keep at most this many checkpoints", ge=1)
+    logging_steps: int = _f(10, "train: log loss, learning rate and throughput every N optimizer steps", ge=1)
     gradient_checkpointing: bool = _f(
         True, "train: recompute activations in the backward pass: far less memory, ~30% slower"
     )
 
 
-RUN_DEVICES = ("auto", "cuda", "cpu")
+@dataclass
+class PlateauConfig:
+    action: str = _f(
+        "warn",
+        "plateau watch: on a real plateau, warn (write the advice and go on) or stop the run",
+        choices=PLATEAU_ACTIONS,
+    )
+    min_evals: int = _f(2, "plateau watch: eval loss must be flat across at least this many evaluations…", ge=2)
+    min_steps: int = _f(
+        1000, "plateau watch: …spanning at least this many optimizer steps (the guide: 2+ evals, 1000+)", ge=1
+    )
+    eval_tolerance: float = _f(
+        0.01, "plateau watch: 'flat' = eval loss improved by less than this share over the window", gt=0.0, lt=1.0
+    )
+    train_band: float = _f(
+        0.1, "plateau watch: 'tight band' = train loss p10–p90 spread under this share of its mean", gt=0.0
+    )
+    train_drift: float = _f(
+        0.02, "plateau watch: 'no downward drift' = the trend fell less than this share over the window", gt=0.0
+    )
+    overfit_evals: int = _f(
+        3, "plateau watch: overfitting = train below eval with the gap widening over this many evals", ge=2
+    )
 
 
 @dataclass
-class PlateauConfig:
-    action: str = _f("warn", "plateau watch: on a real plateau, warn (write the advice and go on) or stop the run")
-    min_evals: int = _f(2, "plateau watch: eval loss must be flat across at least this many evaluations…")
-    min_steps: int = _f(
-        1000, "plateau watch: …spanning at least this many optimizer steps (the guide: 2+ evals, 1000+)"
+class SuggestConfig:
+    policy: str = _f(
+        "coverage",
+        "how max_length is suggested: coverage (records fit whole) or supervised (assistant tokens kept)",
+        choices=SUGGEST_POLICIES,
     )
-    eval_tolerance: float = _f(
-        0.01, "plateau watch: 'flat' = eval loss improved by less than this share over the window"
-    )
-    train_band: float = _f(0.1, "plateau watch: 'tight band' = train loss p10–p90 spread under this share of its mean")
-    train_drift: float = _f(
-        0.02, "plateau watch: 'no downward drift' = the trend fell less than this share over the window"
-    )
-    overfit_evals: int = _f(
-        3, "plateau watch: overfitting = train below eval with the gap widening over this many evals"
-    )
-
-
-PLATEAU_ACTIONS = ("warn", "stop")
+    target: float = _f(0.99, "the share the policy must keep (0.99: 99% of records fit whole)", gt=0.0, le=1.0)
+    round_to: int = _f(64, "round the suggestion up to a multiple of this", ge=1)
 
 
 @dataclass
@@ -100,15 +140,21 @@ class Config:
         None, "tokenizer: hub id or folder; empty = the model's own (bundled for Qwen3, so it works offline)"
     )
     chat_template: str | None = _f(None, "a Jinja chat template file to use instead of the tokenizer's")
-    max_length: int = _f(512, "tokens per training row; `lengthscan --write-config` sets it from the data")
-    max_length_source: dict | None = _f(None, "where max_length came from (written by lengthscan; informational)")
+    max_length: int = _f(512, "tokens per training row; `lengthscan --write-config` sets it from the data", ge=1)
+    max_length_source: dict | None = _f(
+        None, "where max_length came from: data and tokenizer fingerprints (written by lengthscan; train checks them)"
+    )
     overlong: str = _f(
         "cut_turns",
         "records longer than max_length: cut_turns (keep the whole turns that fit), truncate (cut at max_length) "
         "or drop",
+        choices=OVERLONG_POLICIES,
     )
     gpu: str = _f("T4", "the GPU the run is planned for (16 GB, fp16, no FlashAttention-2)")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training data"})
+    suggest: SuggestConfig = field(
+        default_factory=SuggestConfig, metadata={"help": "how lengthscan and --auto-maxlen suggest max_length"}
+    )
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapter"})
     optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "optimisation"})
     run: RunConfig = field(default_factory=RunConfig, metadata={"help": "the training run (used by `train` only)"})
@@ -126,36 +172,156 @@ class Config:
 
 
 def check(cfg: Config) -> None:
-    """Cross-field checks, in one place."""
-    if cfg.overlong not in OVERLONG_POLICIES:
-        raise UserError(f"overlong: {cfg.overlong!r} is not a policy; choose one of {', '.join(OVERLONG_POLICIES)}")
-    if cfg.max_length < 1:
-        raise UserError(f"max_length: {cfg.max_length} must be at least 1")
-    if cfg.optim.micro_batch_size < 1 or cfg.optim.grad_accum_steps < 1:
-        raise UserError("optim.micro_batch_size and optim.grad_accum_steps must be at least 1")
-    if cfg.plateau.action not in PLATEAU_ACTIONS:
-        raise UserError(f"plateau.action: {cfg.plateau.action!r}; choose warn or stop")
-    if cfg.plateau.min_evals < 2 or cfg.plateau.overfit_evals < 2:
-        raise UserError("plateau.min_evals and plateau.overfit_evals must be at least 2 (a trend needs two points)")
-    if not 0 <= cfg.data.eval_fraction < 1:
-        raise UserError(f"data.eval_fraction: {cfg.data.eval_fraction} must be in [0, 1), e.g. 0.05")
-    if cfg.run.device not in RUN_DEVICES:
-        raise UserError(f"run.device: {cfg.run.device!r} is not a device; choose one of {', '.join(RUN_DEVICES)}")
-    for key in ("eval_steps", "save_steps", "logging_steps", "save_total_limit"):
-        if getattr(cfg.run, key) < 1:
-            raise UserError(f"run.{key}: {getattr(cfg.run, key)} must be at least 1")
-    if cfg.run.max_steps == 0 or cfg.run.max_steps < -1:
-        raise UserError(f"run.max_steps: {cfg.run.max_steps} must be -1 (all epochs) or a positive number of steps")
+    """Every value against its field's allowed values or range, then the cross-field checks: in one place.
+
+    >>> from_dict({"lora": {"r": 0}})
+    Traceback (most recent call last):
+    analyze.errors.UserError: config: lora.r is 0; it must be ≥ 1 (nearest valid value: 1)
+    >>> from_dict({"optim": {"lr_scheduler": "cosin"}})
+    Traceback (most recent call last):
+    analyze.errors.UserError: config: optim.lr_scheduler is 'cosin'; choose one of cosine, cosine_with_restarts, \
+linear, constant, constant_with_warmup, polynomial, inverse_sqrt (nearest: 'cosine')
+    """
+    for key, value, meta in _leaves(cfg):
+        problem = check_value(key, value, meta)
+        if problem:
+            raise UserError(problem)
+    if cfg.run.max_steps == 0:
+        raise UserError("run.max_steps is 0; it must be -1 (all epochs) or a positive number of steps")
+
+
+def check_value(key: str, value: Any, meta: dict) -> str | None:
+    """What is wrong with one value, in words that name the key, the allowed values or range and the nearest valid
+    value; None when it is fine.
+
+    >>> check_value("lora.dropout", 1.0, {"ge": 0.0, "lt": 1.0})
+    'lora.dropout is 1.0; it must be ≥ 0 and < 1 (e.g. 0.05, the default)'
+    >>> check_value("optim.learning_rate", -2e-4, {"gt": 0.0, "le": 1.0})
+    'optim.learning_rate is -0.0002; it must be > 0 and ≤ 1 (e.g. 0.0002, the default)'
+    """
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+        hint = f" (nearest: {close[0]!r})" if close else ""
+        return f"{key} is {value!r}; choose one of {', '.join(map(str, choices))}{hint}"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    bounds = [(op, meta.get(op)) for op in ("ge", "gt", "le", "lt") if meta.get(op) is not None]
+    ok = {"ge": value.__ge__, "gt": value.__gt__, "le": value.__le__, "lt": value.__lt__}
+    if all(ok[op](b) for op, b in bounds):
+        return None
+    words = " and ".join(f"{_OPS[op]} {b:g}" for op, b in bounds)
+    return f"{key} is {value!r}; it must be {words} ({_nearest_valid(key, value, bounds)})"
+
+
+_OPS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+
+
+def _nearest_valid(key: str, value: Any, bounds: list[tuple[str, Any]]) -> str:
+    """A closed bound, or the next integer past an open one; otherwise the default, which is always valid."""
+    for op, b in bounds:
+        if op in ("ge", "le") and not {"ge": value >= b, "le": value <= b}[op]:
+            return f"nearest valid value: {b:g}"
+        if op in ("gt", "lt") and isinstance(value, int) and not {"gt": value > b, "lt": value < b}[op]:
+            return f"nearest valid value: {b + 1 if op == 'gt' else b - 1:g}"
+    return f"e.g. {DEFAULTS.get(key)!r}, the default"
+
+
+def _leaves(obj: Any, prefix: str = "") -> list[tuple[str, Any, dict]]:
+    """(dotted key, value, field metadata) of every non-section field."""
+    out = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            out += _leaves(value, f"{prefix}{f.name}.")
+        else:
+            out.append((prefix + f.name, value, dict(f.metadata)))
+    return out
+
+
+def with_values(cfg: Config, changes: dict[str, Any], where: str = "command line") -> Config:
+    """`cfg` with dotted keys set, checked like a config file.
+
+    >>> with_values(Config(), {"lora.r": 32, "max_length": 1024}).lora.r
+    32
+    """
+    data = to_dict(cfg)
+    for dotted, value in changes.items():
+        *sections, name = dotted.split(".")
+        node = data
+        for s in sections:
+            node = node.setdefault(s, {})
+        node[name] = value
+    return from_dict(data, where=where)
+
+
+def field_meta(key: str) -> dict:
+    """The metadata (help, choices, bounds) of a dotted config key."""
+    cls: Any = Config
+    *sections, name = key.split(".")
+    for s in sections:
+        cls = typing.get_type_hints(cls)[s]
+    return dict(next(f for f in fields(cls) if f.name == name).metadata)
 
 
 def load_config(path: str | Path | None) -> Config:
-    """The config at `path` (defaults filled in), or the defaults when `path` is None."""
+    """The config at `path` (defaults filled in; relative paths read from the file's folder), or the defaults."""
     if path is None:
         return Config()
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: config not found; create one with `lengthscan --write-config {path}`")
-    return from_dict(read_yaml(path), where=str(path))
+        raise UserError(f"{path}: config not found; create one with `lengthscan DATA --write-config {path}`")
+    return from_dict(rebase_paths(read_yaml(path), path.parent), where=str(path))
+
+
+def rebase_paths(values: dict, base: Path) -> dict:
+    """A config file's values with its relative paths made relative to the current folder instead of `base` (the
+    file's folder): data files and the chat template always, the model or tokenizer when such a folder exists there.
+
+    >>> rebase_paths({"data": {"train": ["a.jsonl", "/abs/b.jsonl"]}, "chat_template": "t.jinja"}, Path("cfg"))
+    {'data': {'train': ['cfg/a.jsonl', '/abs/b.jsonl']}, 'chat_template': 'cfg/t.jinja'}
+    """
+    return _map_paths(values, lambda p, must: str(base / p) if not must or (base / p).exists() else p, base)
+
+
+def relative_paths(values: dict, base: Path) -> dict:
+    """The inverse of `rebase_paths`, for writing a config into `base`: paths relative to that folder.
+
+    >>> relative_paths({"data": {"train": ["cfg/a.jsonl"]}, "model": "Qwen/Qwen3-1.7B"}, Path("cfg"))
+    {'data': {'train': ['a.jsonl']}, 'model': 'Qwen/Qwen3-1.7B'}
+    """
+    import os
+
+    def rel(p: str, must_exist: bool) -> str:
+        if must_exist and not Path(p).exists():
+            return p  # a hub id
+        return os.path.relpath(Path(p).resolve(), base.resolve())
+
+    return _map_paths(values, rel, base)
+
+
+def _map_paths(values: dict, fn, base: Path) -> dict:
+    import copy
+
+    out = copy.deepcopy(values)
+    if str(base) in ("", "."):
+        return out
+    for key in PATH_KEYS + PATH_OR_ID_KEYS:
+        *sections, name = key.split(".")
+        node = out
+        for s in sections:
+            node = node.get(s) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not node.get(name):
+            continue
+        value, must = node[name], key in PATH_OR_ID_KEYS
+        if key == "tokenizer" and str(value).startswith("bundled:"):
+            continue
+
+        def one(p, must=must):
+            return p if not isinstance(p, str) or Path(p).is_absolute() else fn(p, must)
+
+        node[name] = [one(p) for p in value] if isinstance(value, list) else one(value)
+    return out
 
 
 def read_yaml(path: Path) -> dict:
@@ -192,7 +358,12 @@ def from_dict(data: dict, cls: type = Config, where: str = "config", prefix: str
             hint = f"; did you mean '{prefix}{close}'?" if close else f"; valid keys: {', '.join(names)}"
             raise UserError(f"{where}: unknown key '{prefix}{key}'{hint}")
         kwargs[key] = _coerce(value, hints[key], where, prefix + key)
-    return cls(**kwargs)
+    if cls is not Config:
+        return cls(**kwargs)
+    try:
+        return cls(**kwargs)  # `check` runs here
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
 
 
 def nearest(key: str, names: list[str]) -> str | None:
@@ -254,6 +425,11 @@ def to_dict(cfg: Any) -> dict:
     return {f.name: to_dict(v) if is_dataclass(v := getattr(cfg, f.name)) else v for f in fields(cfg)}
 
 
+def to_file_dict(cfg: Config, folder: Path) -> dict:
+    """`to_dict` with paths relative to `folder`, for a config file written there (read back by `load_config`)."""
+    return relative_paths(to_dict(cfg), Path(folder))
+
+
 def default_yaml() -> str:
     """The default config as commented YAML, generated from the dataclasses so each help text is written once."""
     import io
@@ -279,3 +455,6 @@ def default_yaml() -> str:
     yaml.width = 4096  # keep each help comment on its key's line
     yaml.dump(root, out)
     return out.getvalue()
+
+
+DEFAULTS = flatten(to_dict(Config()))  # each key's default, for messages that suggest one

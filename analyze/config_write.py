@@ -12,12 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from analyze.atomic import atomic_write
-from analyze.config import default_yaml, from_dict, read_yaml
+from analyze.config import default_yaml, flatten, from_dict, read_yaml, relative_paths
 from analyze.errors import UserError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # where a new top-level key goes when the file lacks it: after the first of these that is present
-PLACE_AFTER = {"max_length": ("chat_template", "tokenizer", "model"), "max_length_source": ("max_length",)}
+PLACE_AFTER = {
+    "tokenizer": ("model",),
+    "chat_template": ("tokenizer", "model"),
+    "max_length": ("chat_template", "tokenizer", "model"),
+    "max_length_source": ("max_length",),
+    "overlong": ("max_length_source", "max_length"),
+}
 
 
 def set_values(text: str, changes: dict[str, Any]) -> str:
@@ -78,22 +84,47 @@ def update_config(path: str | Path, changes: dict[str, Any]) -> bool:
 
 
 def write_suggestion(path: str | Path, analysis, set_by: str) -> bool:
-    """Write an `Analysis`'s suggested max_length into the config at `path`, with where it came from."""
-    s, t, o = analysis.suggestion, analysis.tokenized, analysis.options
+    """Write an `Analysis`'s suggested max_length into the config at `path` with everything `train` needs to
+    reproduce the measurement: the model, the tokenizer when it is not the model's own, the chat template, the
+    format, the overlong policy and the suggestion's settings, and in `max_length_source` the fingerprints of the
+    data and the tokenizer it was measured with (train compares them). Paths are written relative to the file.
+    """
+    from analyze.tokenizer import resolve_tokenizer_name
+
+    path = Path(path)
+    s, t, cfg = analysis.suggestion, analysis.tokenized, analysis.cfg
+    files = [str(p) for p in t.paths]
+    paths: dict[str, Any] = {"model": cfg.model, "chat_template": cfg.chat_template, "data": {"train": files}}
+    own = resolve_tokenizer_name(None, cfg.model)
+    if cfg.tokenizer and cfg.tokenizer not in (own, cfg.model):
+        paths["tokenizer"] = cfg.tokenizer
+    paths = flatten(relative_paths(paths, path.parent))
     source = {
         "set_by": set_by,
         "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "policy": f"{s.policy} (target {o.target:g}, round to {o.round_to})",
         "reason": s.reason,
         "tokenizer": t.tokenizer_name,
-        "data": [str(p) for p in t.paths],
+        "tokenizer_fingerprint": t.tokenizer_fingerprint,
+        "data": paths["data.train"],
         "data_fingerprint": t.data_fingerprint,
         "records": t.records,
     }
-    changes: dict[str, Any] = {"max_length": s.max_length, "max_length_source": source}
-    path = Path(path)
-    if not path.exists() or not from_dict(read_yaml(path), where=str(path)).data.train:
-        changes["data.train"] = [str(p) for p in t.paths]  # so `train --config` finds the data just analysed
+    changes: dict[str, Any] = {
+        "model": paths["model"],
+        "max_length": s.max_length,
+        "max_length_source": source,
+        "overlong": cfg.overlong,
+        "data.format": cfg.data.format,
+        "suggest.policy": cfg.suggest.policy,
+        "suggest.target": cfg.suggest.target,
+        "suggest.round_to": cfg.suggest.round_to,
+    }
+    before = read_yaml(path) if path.exists() else {}
+    for key in ("tokenizer", "chat_template"):
+        if paths.get(key) or before.get(key):  # measured with the model's own: clear the file's other tokenizer
+            changes[key] = paths.get(key)
+    if not (before.get("data") or {}).get("train"):
+        changes["data.train"] = paths["data.train"]  # so `train --config` finds the data just analysed
     return update_config(path, changes)
 
 

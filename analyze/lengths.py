@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-COLUMNS = ("file_index", "line", "tokens", "supervised", "span_record", "span_start", "span_end")
+COLUMNS = ("file_index", "line", "tokens", "supervised", "span_record", "span_start", "span_end", "content_hash")
 
 
 @dataclass
@@ -16,6 +16,7 @@ class LengthTable:
 
     `span_record[k]` is the row of span k; spans are `[span_start, span_end)` in token positions.
     `ids` is all records' token ids end to end (row r is `ids[offsets[r]:offsets[r + 1]]`) when kept.
+    `content_hash` is each record's `analyze.split.content_hash`: what the eval hold-out is decided by.
     """
 
     file_index: np.ndarray
@@ -26,6 +27,7 @@ class LengthTable:
     span_start: np.ndarray
     span_end: np.ndarray
     ids: np.ndarray | None = None
+    content_hash: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -83,4 +85,5 @@ class TableBuilder:
     def build(self, ids: np.ndarray | None = None) -> LengthTable:
         col = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in self._parts.items()}
         col["file_index"] = col["file_index"].astype(np.int32)
+        col["content_hash"] = col["content_hash"].astype(np.uint64)
         return LengthTable(**col, ids=ids)

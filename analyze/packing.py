@@ -44,4 +44,3 @@ def pack(lengths: Sequence[int] | np.ndarray, max_length: int) -> list[list[int]
             by_space[left].append(row)
             has_space |= 1 << left
     return rows
-

@@ -30,6 +30,7 @@ from analyze.formats import to_example
 from analyze.lengths import Chunk, LengthTable, TableBuilder
 from analyze.reader import RecordReader, SkipLog, check_paths, fingerprint, parse_record
 from analyze.render import Encoded, Renderer
+from analyze.split import content_hash
 
 CHUNK = 1024  # records per encoder call: large enough to keep the encoder busy, small enough for memory
 PROGRESS_MIN_BYTES = 8 << 20  # show a progress bar for inputs larger than this
@@ -46,6 +47,7 @@ class Tokenized:
     skips: SkipLog
     tokenizer_name: str
     data_fingerprint: str
+    tokenizer_fingerprint: str
     from_cache: bool = False
 
     @property
@@ -72,12 +74,13 @@ def tokenize_files(
     files = check_paths(list(paths))
     data_fp = fingerprint(files)
     name = getattr(tokenizer, "name_for_report", getattr(tokenizer, "name_or_path", "tokenizer"))
-    key = cache_mod.key(files, data_fp, cache_mod.tokenizer_fingerprint(tokenizer), fmt) if cache else None
+    tok_fp = cache_mod.tokenizer_fingerprint(tokenizer)
+    key = cache_mod.key(files, data_fp, tok_fp, fmt) if cache else None
     if key and (hit := cache_mod.load(key, keep_ids)):
         table, skips = hit
         skips.strict = strict
         skips.replay_strict()
-        return Tokenized(files, table, skips, name, data_fp, from_cache=True)
+        return Tokenized(files, table, skips, name, data_fp, tok_fp, from_cache=True)
 
     reader = RecordReader(files)
     skips = SkipLog(strict=strict)
@@ -112,7 +115,7 @@ def tokenize_files(
         if store is not None:
             store.abort()
         raise
-    return Tokenized(files, table, skips, name, data_fp)
+    return Tokenized(files, table, skips, name, data_fp, tok_fp)
 
 
 def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], fmt: str, keep_ids: bool) -> Chunk:
@@ -132,11 +135,13 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], fmt: 
         texts.append(text)
     results = renderer.finish(examples, texts, renderer.encode_batch(examples, texts), keep_ids)
     kept: list[tuple[tuple[int, int], Encoded]] = []
-    for src, result in zip(sources, results, strict=True):
+    hashes: list[int] = []
+    for src, example, result in zip(sources, examples, results, strict=True):
         if isinstance(result, SkipRecord):
             skipped.append((*src, result.reason, result.detail))
         else:
             kept.append((src, result))
+            hashes.append(content_hash(example))
     skipped.sort(key=lambda s: (s[0], s[1]))  # report in input order
     spans = [(row, s, e) for row, (_, enc) in enumerate(kept) for s, e in enc.spans]
     span_cols = np.asarray(spans, dtype=np.int64).reshape(-1, 3)
@@ -148,6 +153,7 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], fmt: 
         "span_record": span_cols[:, 0].copy(),
         "span_start": span_cols[:, 1].copy(),
         "span_end": span_cols[:, 2].copy(),
+        "content_hash": np.asarray(hashes, dtype=np.uint64),
     }
     ids = None
     if keep_ids:

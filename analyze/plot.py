@@ -134,11 +134,11 @@ def waste_curve(analysis: Analysis) -> list[PlanStats]:
     if analysis.limit:
         grid = {x for x in grid if x <= analysis.limit}
     known = {c.max_length: c for c in [*analysis.candidates, here]}
-    seed = analysis.seed
     missing = sorted(grid - known.keys())
+    a = analysis
     known |= {
         c.max_length: c
-        for c in candidates(analysis.table, missing, here.policy, analysis.micro_batch, analysis.grad_accum, seed)
+        for c in candidates(a.table, missing, here.policy, a.micro_batch, a.grad_accum, a.seed, ~a.held_out)
     }
     return [known[x] for x in sorted(grid)]
 

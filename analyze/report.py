@@ -87,7 +87,8 @@ def _bar(count: int, peak: int) -> Text:
 
 def _waste_table(a: Analysis) -> Table:
     s = a.at_max_length
-    table = Table(title=f"padding waste at max_length {s.max_length:,}", box=None, padding=(0, 2))
+    title = f"padding waste at max_length {s.max_length:,}, train split: {_records(s.records_trained)}"
+    table = Table(title=title, caption=_split_line(a), box=None, padding=(0, 2))
     table.add_column("batching")
     table.add_column("padding\n(share of slots)", justify="right")
     table.add_column(f"optimizer steps\nper epoch ({a.micro_batch}×{a.grad_accum})", justify="right")
@@ -102,15 +103,24 @@ def _waste_table(a: Analysis) -> Table:
         f"{s.steps_per_epoch_unpacked:,}",
     )
     table.add_row(
-        Text(f"packed: {s.packed_rows:,} rows (train)", style="bold"),
+        Text(f"packed: {s.packed_rows:,} rows", style="bold"),
         f"{s.padding_waste_packed:.1%}",
         f"{s.steps_per_epoch_packed:,}",
     )
     return table
 
 
+def _split_line(a: Analysis) -> str:
+    """Which records the batching numbers leave out, and why: they are the train split `train` uses."""
+    if a.cfg.data.eval:
+        return "eval: the config's data.eval files; nothing held out here"
+    if not a.eval_records:
+        return "no eval hold-out (data.eval_fraction 0)"
+    return f"+ {a.eval_records:,} held out for eval (data.eval_fraction {a.cfg.data.eval_fraction:g}), packed apart"
+
+
 def _candidates(a: Analysis) -> Table:
-    table = Table(title="candidate max_lengths (packed, same overlong policy)", box=None, padding=(0, 1))
+    table = Table(title="candidate max_lengths (train split packed, same overlong policy)", box=None, padding=(0, 1))
     for col in (
         "max_length",
         "records\ncut",

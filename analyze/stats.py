@@ -45,7 +45,8 @@ def length_stats(tokens: np.ndarray) -> LengthStats:
 
 @dataclass
 class PlanStats:
-    """What training at `max_length` with the overlong `policy` does, and the padding each batching wastes."""
+    """What training at `max_length` with the overlong `policy` does to all records (truncation), and the padding
+    each batching wastes on the records of the plan (the train split) and the optimizer steps it takes."""
 
     max_length: int
     policy: str
@@ -57,7 +58,7 @@ class PlanStats:
     supervised_tokens_lost: int
     supervised_tokens_lost_rate: float
     records_without_supervised: int  # records that train on nothing (dropped, or no assistant token left)
-    records_trained: int
+    records_trained: int  # records of the plan (the train split) that train
     padding_waste_pad_to_max: float  # share of token slots that are padding
     padding_waste_dynamic: float
     padding_waste_packed: float
@@ -87,7 +88,7 @@ def plan_stats(table: LengthTable, plan: Plan, micro_batch: int, grad_accum: int
         tokens_lost_rate=_rate(tokens_lost, total),
         supervised_tokens_lost=sup_lost,
         supervised_tokens_lost_rate=_rate(sup_lost, sup_total),
-        records_without_supervised=len(n) - trained,
+        records_without_supervised=int((~kept.trained).sum()),
         records_trained=trained,
         padding_waste_pad_to_max=1 - _rate(real, trained * L) if trained else 0.0,
         padding_waste_dynamic=dynamic_padding_waste(lengths, micro_batch, seed),
@@ -124,9 +125,16 @@ def optimizer_steps(rows: int, micro_batch: int, grad_accum: int) -> int:
 
 
 def candidates(
-    table: LengthTable, lengths: list[int], policy: str, micro_batch: int, grad_accum: int, seed: int = 0
+    table: LengthTable,
+    lengths: list[int],
+    policy: str,
+    micro_batch: int,
+    grad_accum: int,
+    seed: int = 0,
+    include: np.ndarray | None = None,
 ) -> list[PlanStats]:
-    return [plan_stats(table, make_plan(table, L, policy), micro_batch, grad_accum, seed) for L in lengths]
+    """`plan_stats` at each of `lengths`, batching the records in `include` (the train split)."""
+    return [plan_stats(table, make_plan(table, L, policy, include), micro_batch, grad_accum, seed) for L in lengths]
 
 
 def candidate_lengths(tokens: np.ndarray, extra: list[int], limit: int | None) -> list[int]:

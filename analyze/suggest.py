@@ -26,11 +26,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from analyze.config import SUGGEST_POLICIES
 from analyze.lengths import LengthTable
 from analyze.overlong import apply_overlong
 from analyze.stats import percentile
-
-SUGGEST_POLICIES = ("coverage", "supervised")
 
 
 @dataclass

@@ -25,7 +25,7 @@ from analyze.stats import plan_stats
 from analyze.tokenizer import load_tokenizer
 from train.collate import PackedCollator
 from train.loss import token_loss_sum
-from train.model import load_model, pick_precision
+from train.model import load_model, load_model_config, pick_precision
 from train.rows import PackedRows
 from train.smoke import build_tiny_model
 
@@ -65,7 +65,10 @@ def main() -> None:
     stats = plan_stats(table, plan, args.micro_batch, 1)
     with tempfile.TemporaryDirectory() as tmp:
         model = load_model(
-            str(build_tiny_model("Qwen/Qwen3-1.7B", tok, Path(tmp))), pick_precision("cpu"), LoraConfig(), True
+            str(build_tiny_model(load_model_config("Qwen/Qwen3-1.7B"), tok, Path(tmp))),
+            pick_precision("cpu"),
+            LoraConfig(),
+            True,
         )
         collate = PackedCollator(tok.pad_token_id, args.max_length, multiple_of=args.max_length)  # rows of max_length
         padded = real_tokens_per_second(model, PackedRows(table, one_per_row), collate, args.micro_batch, args.steps)

@@ -4,6 +4,7 @@ import gzip
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -108,7 +109,9 @@ def test_write_config_then_read_back(tmp_path, capsys):
     assert loaded.max_length == doc["suggested_max_length"]
     src = loaded.max_length_source
     assert src["tokenizer"] == "bundled:qwen3" and src["data_fingerprint"].startswith("sha256:")
-    assert src["policy"].startswith("coverage") and src["date"][:4].isdigit() and src["records"] == 2354
+    assert len(src["tokenizer_fingerprint"]) == 16 and src["date"][:4].isdigit() and src["records"] == 2354
+    # what train needs to measure the same way: format, overlong policy and the suggestion's settings
+    assert (loaded.data.format, loaded.overlong, loaded.suggest.policy) == ("auto", "cut_turns", "coverage")
     # the written config is now the default max_length the next run evaluates
     assert run_json(capsys, SAMPLE, "--config", cfg)["max_length"] == doc["suggested_max_length"]
 
@@ -119,8 +122,10 @@ def test_write_config_default_path_is_the_working_directory(tmp_path, monkeypatc
     from analyze.config import load_config
 
     cfg = load_config(tmp_path / "lengthscan.yaml")
-    assert cfg.max_length % 128 == 0 and cfg.max_length_source["policy"].startswith("supervised")
-    assert cfg.data.train == [str(SAMPLE)]  # a new config points at the data just analysed, for `train --config`
+    assert cfg.max_length % 128 == 0
+    assert (cfg.suggest.policy, cfg.suggest.target, cfg.suggest.round_to) == ("supervised", 0.999, 128)
+    # a new config points at the data just analysed, for `train --config`
+    assert [Path(p).resolve() for p in cfg.data.train] == [SAMPLE.resolve()]
 
 
 def test_write_config_keeps_the_users_data_files(tmp_path, capsys):
@@ -129,7 +134,8 @@ def test_write_config_keeps_the_users_data_files(tmp_path, capsys):
     run_json(capsys, SAMPLE, "--config", cfg, "--write-config")
     from analyze.config import load_config
 
-    assert load_config(cfg).data.train == ["mine.jsonl"] and "# my data" in cfg.read_text()
+    assert load_config(cfg).data.train == [str(tmp_path / "mine.jsonl")]  # read relative to the config file
+    assert "# my data" in cfg.read_text()
 
 
 def test_write_config_on_unparseable_file_exits_2_untouched(tmp_path, capsys):

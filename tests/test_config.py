@@ -92,3 +92,78 @@ def test_read_yaml_reports_the_line(tmp_path):
     path.write_text("model: a\nlora: [\n")
     with pytest.raises(UserError, match=r"c.yaml:\d+: not valid YAML"):
         read_yaml(path)
+
+
+# (config text, the key, words of the allowed values or range, the nearest valid value)
+BAD_VALUES = [
+    ("data:\n  format: xml\n", "data.format", "choose one of auto, messages, sharegpt", None),
+    ("optim:\n  lr_scheduler: cosin\n", "optim.lr_scheduler", "choose one of cosine,", "(nearest: 'cosine')"),
+    ("lora:\n  r: 0\n", "lora.r", "must be ≥ 1", "nearest valid value: 1"),
+    ("lora:\n  alpha: -16\n", "lora.alpha", "must be ≥ 1", "nearest valid value: 1"),
+    ("lora:\n  dropout: 1.0\n", "lora.dropout", "must be ≥ 0 and < 1", "e.g. 0.05, the default"),
+    ("optim:\n  learning_rate: -2e-4\n", "optim.learning_rate", "must be > 0 and ≤ 1", "e.g. 0.0002, the default"),
+    ("optim:\n  micro_batch_size: 0\n", "optim.micro_batch_size", "must be ≥ 1", "nearest valid value: 1"),
+    ("optim:\n  grad_accum_steps: -4\n", "optim.grad_accum_steps", "must be ≥ 1", "nearest valid value: 1"),
+    ("optim:\n  epochs: 0\n", "optim.epochs", "must be > 0", "e.g. 3.0, the default"),
+    ("optim:\n  warmup_steps: -1\n", "optim.warmup_steps", "must be ≥ 0", "nearest valid value: 0"),
+    ("data:\n  eval_fraction: 0.7\n", "data.eval_fraction", "must be ≥ 0 and < 0.5", "e.g. 0.05, the default"),
+    ("run:\n  device: gpu\n", "run.device", "choose one of auto, cuda, cpu", "(nearest: 'cpu')"),
+    ("run:\n  eval_steps: 0\n", "run.eval_steps", "must be ≥ 1", "nearest valid value: 1"),
+    ("plateau:\n  action: halt\n", "plateau.action", "choose one of warn, stop", None),
+    ("overlong: cut\n", "overlong", "choose one of cut_turns, truncate, drop", "(nearest: 'cut_turns')"),
+    ("suggest:\n  target: 1.5\n", "suggest.target", "must be > 0 and ≤ 1", "nearest valid value: 1"),
+    ("suggest:\n  policy: cover\n", "suggest.policy", "choose one of coverage, supervised", "(nearest: 'coverage')"),
+    ("max_length: 0\n", "max_length", "must be ≥ 1", "nearest valid value: 1"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "allowed", "nearest"), BAD_VALUES, ids=[b[1] for b in BAD_VALUES])
+def test_bad_values_name_the_key_the_allowed_values_and_the_nearest(tmp_path, text, key, allowed, nearest):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as e:
+        load_config(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: {key} is ") and allowed in msg and "\n" not in msg
+    if nearest:
+        assert nearest in msg
+
+
+def test_bad_values_stop_both_commands_in_one_line(tmp_path, capsys):
+    from analyze.cli import main as lengthscan
+    from train.cli import main as train
+
+    path = tmp_path / "run.yaml"
+    path.write_text("optim:\n  lr_scheduler: cosin\n")
+    for command, argv in ((lengthscan, ["--config", str(path)]), (train, ["--config", str(path), "--dry-run"])):
+        assert command(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "optim.lr_scheduler is 'cosin'" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    # a command-line override is checked the same way
+    assert train(["--lora.dropout", "1.5", "--dry-run"]) == 2
+    assert "lora.dropout is 1.5" in capsys.readouterr().err
+
+
+def test_the_schedules_offered_are_transformers_schedules():
+    from transformers import SchedulerType
+
+    from analyze.config import LR_SCHEDULERS
+
+    assert set(LR_SCHEDULERS) <= {s.value for s in SchedulerType}
+
+
+def test_paths_in_a_config_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "my-tokenizer").mkdir()
+    path = folder / "run.yaml"
+    path.write_text(
+        "model: Qwen/Qwen3-1.7B\ntokenizer: my-tokenizer\nchat_template: t.jinja\n"
+        "data:\n  train: [../data/a.jsonl, /abs/b.jsonl]\n  eval: [e.jsonl]\n"
+    )
+    monkeypatch.chdir(tmp_path / "configs" / "my-tokenizer")  # anywhere else
+    cfg = load_config(path)
+    assert cfg.data.train == [str(folder / "../data/a.jsonl"), "/abs/b.jsonl"]
+    assert cfg.data.eval == [str(folder / "e.jsonl")] and cfg.chat_template == str(folder / "t.jinja")
+    assert cfg.tokenizer == str(folder / "my-tokenizer")  # a folder beside the config
+    assert cfg.model == "Qwen/Qwen3-1.7B"  # a hub id stays a hub id

@@ -10,6 +10,7 @@ import pytest
 from analyze import plot
 from analyze.analysis import analyze
 from analyze.cli import main
+from analyze.config import Config, with_values
 from analyze.errors import UserError
 from analyze.lengths import LengthTable
 from analyze.pipeline import Tokenized, tokenize_files
@@ -32,7 +33,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def sample(qwen3):
-    return analyze(tokenize_files([SAMPLE], qwen3), 512, "cut_turns", 4, 4, 42)
+    return analyze(tokenize_files([SAMPLE], qwen3), Config())  # 512, cut_turns, 4 × 4, seed 42
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,8 @@ def long_tail():
         span_start=n - n // 2,
         span_end=n,
     )
-    tokenized = Tokenized([Path("literal.jsonl")], table, SkipLog(), "literal", "")
-    return analyze(tokenized, 512, "truncate", 4, 4)
+    tokenized = Tokenized([Path("literal.jsonl")], table, SkipLog(), "literal", "", "")
+    return analyze(tokenized, with_values(Config(), {"overlong": "truncate", "data.eval_fraction": 0.0}))
 
 
 def test_plot_flag_writes_a_png_of_the_expected_size(tmp_path, monkeypatch, capsys):
@@ -77,7 +78,7 @@ def test_main_figure_names_what_it_shows(sample):
         "≥ 720 tokens: 21 records, longest 951",
     ]
     waste_labels = [t.get_text() for t in waste.get_legend().get_texts()]
-    assert waste_labels[0] == "padding, every record padded to max_length: 62.9% → 72.2%"
+    assert waste_labels[0] == "padding, every record padded to max_length: 63.0% → 72.3%"
     assert len(waste_labels) == 6  # three batchings, records cut, two max_length lines
 
 

@@ -38,14 +38,16 @@ def worker(out: Path, data: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from train.model import pick_precision
+    from train.model import load_model_config, pick_precision
     from train.run import make_trainer
     from train.smoke import tiny_config
 
     cfg = _config(data, out)
     tok, prepared = _rows(cfg)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config("Qwen/Qwen3-1.7B", tok), attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_config(
+        tiny_config(load_model_config("Qwen/Qwen3-1.7B"), tok), attn_implementation="sdpa"
+    )
     trainer = make_trainer(cfg, prepared, model, tok, pick_precision("cpu"), out)
     seen = []
     for batch in trainer.get_train_dataloader():

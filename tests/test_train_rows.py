@@ -13,7 +13,7 @@ from analyze.pipeline import tokenize_files
 from analyze.plan import make_plan
 from train.collate import PackedCollator
 from train.loss import token_loss_sum
-from train.rows import IGNORE, PackedRows, split_rows
+from train.rows import IGNORE, PackedRows
 
 CHATS = [
     [("user", "Hi!"), ("assistant", "Hello. How can I help?")],
@@ -77,13 +77,6 @@ def test_overlong_record_is_kept_as_the_plan_says(qwen3, write_jsonl):
     assert lengths[3] == long_len - 5
 
 
-def test_split_rows_is_disjoint_and_complete():
-    train_rows, held = split_rows(50, 0.1, seed=3)
-    assert len(held) == 5 and not set(train_rows) & set(held)
-    assert sorted(train_rows + held) == list(range(50))
-    assert split_rows(50, 0.1, seed=3) == (train_rows, held)
-
-
 def _messages(chat):
     return [{"role": r, "content": c} for r, c in chat]
 
@@ -92,10 +85,13 @@ def _messages(chat):
 def tiny_model(qwen3):
     from transformers import AutoModelForCausalLM
 
+    from train.model import load_model_config
     from train.smoke import tiny_config
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config("Qwen/Qwen3-1.7B", qwen3), attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_config(
+        tiny_config(load_model_config("Qwen/Qwen3-1.7B"), qwen3), attn_implementation="sdpa"
+    )
     return model.eval()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -37,7 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="analyse the data with the model's tokenizer, set max_length as lengthscan suggests, write it back",
     )
-    p.add_argument("--smoke", action="store_true", help="tiny random model on the CPU, a few steps: check data+config")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny random model of the configured architecture on the CPU, a few steps: check data and config "
+        "(writes into run.output_dir + '-smoke' unless --output-dir is given)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check config, tokenizer and data, plan rows and schedule and print them; no model, no training",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: print one JSON document on stdout")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in run.output_dir")
     p.add_argument("--version", action="version", version=f"train {__version__}")
     return p
@@ -49,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if argv[:1] == ["plot"]:
             return plot_command(argv[1:])
-        run_from_args(argv)
+        result = run_from_args(argv)
+        if build_parser().parse_known_args(argv)[0].json:
+            print(json.dumps(result.dry_run_json(), indent=2))
         return 0
 
     return run_command("train", body, "the last checkpoint (if any) can be continued with --resume")
@@ -69,10 +83,14 @@ def plot_command(argv: list[str]) -> int:
 
 def run_from_args(argv: list[str] | None = None):
     """Parse, resolve the config, print it, run; returns the `RunResult` (tests inspect the trained model)."""
-    from analyze.config import read_yaml
+    from analyze.config import read_yaml, rebase_paths
     from train.overrides import parse_overrides, resolve
 
     args, rest = build_parser().parse_known_args(argv)
+    if args.json and not args.dry_run:
+        raise UserError("--json goes with --dry-run (a training run reports in its output folder)")
+    global _say_stream
+    _say_stream = sys.stderr if args.json else sys.stdout  # stdout holds only the JSON document
     _quiet_libraries()
     config_path = (
         Path(args.config)
@@ -83,12 +101,14 @@ def run_from_args(argv: list[str] | None = None):
         raise UserError(
             f"{config_path}: config not found; create one with `lengthscan DATA --write-config {config_path}`"
         )
-    file_values = read_yaml(config_path) if config_path else {}
+    # paths in a config file are relative to its folder; on the command line, to the current one
+    file_values = rebase_paths(read_yaml(config_path), config_path.parent) if config_path else {}
     overrides = [(ALIASES.get(k, k), v) for k, v in parse_overrides(rest)]
     label = str(config_path) if config_path else "default"
     cfg, prov = resolve(file_values, label, overrides)
     if args.smoke:
         cfg, prov = resolve(file_values, label, overrides, _smoke_values(cfg, {k for k, _ in overrides}))
+        _say(f"smoke: writing into {cfg.run.output_dir}, a folder of its own (replaced on the next --smoke)")
     if "max_length" in file_values and cfg.max_length_source and prov["max_length"] == label:
         prov["max_length"] = f"{label}, set by {cfg.max_length_source.get('set_by', '?')}: " + str(
             cfg.max_length_source.get("reason", "")
@@ -100,21 +120,29 @@ def run_from_args(argv: list[str] | None = None):
     _say(f"train {__version__}: resolved config (value, and where it came from)")
     for line in describe(cfg, prov):
         _say(line)
-    return run(cfg, prov, config_path, smoke=args.smoke, auto_maxlen=args.auto_maxlen, resume=args.resume, say=_say)
+    return run(
+        cfg, prov, config_path, smoke=args.smoke, auto_maxlen=args.auto_maxlen, resume=args.resume,
+        dry_run=args.dry_run, say=_say,
+    )  # fmt: skip
 
 
 def _smoke_values(cfg, overridden: set[str]) -> dict:
     from train.run import SMOKE, SMOKE_MAX_LENGTH
 
     extra = {k: (v, "--smoke") for k, v in SMOKE.items() if k not in overridden}
+    if "run.output_dir" not in overridden:  # never the real run's folder: it would block or be resumed by it
+        extra["run.output_dir"] = (f"{cfg.run.output_dir}-smoke", "--smoke (a folder of its own)")
     if "max_length" not in overridden and cfg.max_length > SMOKE_MAX_LENGTH:
         extra["max_length"] = (SMOKE_MAX_LENGTH, f"--smoke (capped for the CPU; was {cfg.max_length})")
     return extra
 
 
+_say_stream = sys.stdout
+
+
 def _say(line: str) -> None:
     if int(os.environ.get("RANK", 0)) == 0:
-        print(line, flush=True)
+        print(line, file=_say_stream, flush=True)
 
 
 def _quiet_libraries() -> None:

@@ -9,19 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyze.analysis import Analysis, SuggestOptions, analyze
+from analyze.analysis import Analysis, analyze, held_out
 from analyze.config import Config
 from analyze.errors import UserError
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import Plan, make_plan
 from analyze.stats import optimizer_steps
-from train.rows import PackedRows, split_rows
+from train.rows import PackedRows
 
 
 @dataclass
 class TrainData:
     tokenized: Tokenized
-    plan: Plan
+    plan: Plan  # the train split's plan
     train: PackedRows
     eval: PackedRows | None
     eval_source: str
@@ -60,8 +60,11 @@ def tokenize(cfg: Config, tokenizer, files: list) -> Tokenized:
 
 
 def build(cfg: Config, tokenizer, tokenized: Tokenized) -> TrainData:
-    """Plan at cfg.max_length, rows, and the eval rows (eval files, or a held-out share of the packed rows)."""
-    plan = make_plan(tokenized.table, cfg.max_length, cfg.overlong)
+    """The train split's plan and rows at cfg.max_length, and the eval rows: the data.eval files, or the
+    conversations `analyze.analysis.held_out` holds out (the same ones at any max_length), packed apart."""
+    table = tokenized.table
+    held = held_out(table, cfg)
+    plan = make_plan(table, cfg.max_length, cfg.overlong, ~held)
     if not len(plan.rows):
         raise UserError(
             f"no record trains at max_length {cfg.max_length} with overlong '{cfg.overlong}' (none has an "
@@ -69,32 +72,20 @@ def build(cfg: Config, tokenizer, tokenized: Tokenized) -> TrainData:
         )
     if cfg.data.eval:
         ev = tokenize(cfg, tokenizer, cfg.data.eval)
-        ev_plan = make_plan(ev.table, cfg.max_length, cfg.overlong)
-        return TrainData(
-            tokenized, plan, PackedRows(tokenized.table, plan), PackedRows(ev.table, ev_plan), "data.eval files"
-        )
-    train_idx, eval_idx = split_rows(len(plan.rows), cfg.data.eval_fraction, cfg.optim.seed)
-    eval_rows = PackedRows(tokenized.table, plan, eval_idx) if eval_idx else None
-    source = f"{cfg.data.eval_fraction:g} of the packed rows held out"
-    return TrainData(tokenized, plan, PackedRows(tokenized.table, plan, train_idx), eval_rows, source)
+        ev_rows = PackedRows(ev.table, make_plan(ev.table, cfg.max_length, cfg.overlong))
+        return TrainData(tokenized, plan, PackedRows(table, plan), ev_rows if len(ev_rows) else None, "data.eval files")
+    ev_plan = make_plan(table, cfg.max_length, cfg.overlong, held)
+    eval_rows = PackedRows(table, ev_plan) if len(ev_plan.rows) else None
+    source = f"data.eval_fraction {cfg.data.eval_fraction:g} of the conversations, held out by content hash"
+    return TrainData(tokenized, plan, PackedRows(table, plan), eval_rows, source)
 
 
 def analysis_at(cfg: Config, tokenized: Tokenized, model_config) -> Analysis:
-    """The analysis `lengthscan` would run on the same tokenized data at the config's max_length, capped by the
-    model's positions. Its suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's
-    lever 5.
+    """The analysis `lengthscan` would run on the same tokenized data under the same config, capped by the model's
+    positions. Its suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's lever 5.
     """
     positions = getattr(model_config, "max_position_embeddings", None)
-    return analyze(
-        tokenized,
-        cfg.max_length,
-        cfg.overlong,
-        cfg.optim.micro_batch_size,
-        cfg.optim.grad_accum_steps,
-        cfg.optim.seed,
-        SuggestOptions(),
-        (positions, "model config") if positions else (None, "unknown"),
-    )
+    return analyze(tokenized, cfg, (positions, "model config") if positions else (None, "unknown"))
 
 
 def write_back(path: Path, analysis: Analysis, version: str) -> bool:
@@ -102,3 +93,24 @@ def write_back(path: Path, analysis: Analysis, version: str) -> bool:
     from analyze.config_write import write_suggestion
 
     return write_suggestion(path, analysis, f"train --auto-maxlen {version}")
+
+
+def measured_elsewhere(cfg: Config, tokenized: Tokenized, config_path: Path | None) -> list[str]:
+    """One line when the config's max_length was measured (by lengthscan or --auto-maxlen) on other data or with
+    another tokenizer or chat template than this run trains with; nothing when it matches or was never measured."""
+    src = cfg.max_length_source or {}
+    differs = []
+    if src.get("data_fingerprint") and src["data_fingerprint"] != tokenized.data_fingerprint:
+        measured_on = ", ".join(map(str, src.get("data") or [])) or src["data_fingerprint"]
+        differs.append(f"other data ({measured_on}) than data.train")
+    if src.get("tokenizer_fingerprint") and src["tokenizer_fingerprint"] != tokenized.tokenizer_fingerprint:
+        differs.append(
+            f"another tokenizer or chat template ({src.get('tokenizer', '?')}) than {tokenized.tokenizer_name}"
+        )
+    if not differs:
+        return []
+    rerun = f"lengthscan --config {config_path} --write-config" if config_path else "lengthscan DATA --write-config"
+    return [
+        f"max_length {cfg.max_length} was measured on {' and with '.join(differs)}; measure it again with "
+        f"--auto-maxlen, or rerun `{rerun}`"
+    ]

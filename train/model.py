@@ -14,6 +14,11 @@ from dataclasses import dataclass
 import torch
 
 from analyze.errors import UserError
+from analyze.tokenizer import BUNDLED_MODELS
+
+# A model's embedding matrix may be padded past its tokenizer (Qwen3: 151,669 tokens, 151,936 rows; Phi-3: 32,011
+# and 32,064); a tokenizer under 90% of the rows is another vocabulary.
+MIN_VOCAB_SHARE = 0.9
 
 
 @dataclass
@@ -55,31 +60,113 @@ def pick_precision(device: str) -> Precision:
 
 
 def load_model_config(model: str):
+    """The model's config.json (a local folder, the hub cache, or the hub): small, so it is read before anything
+    slow. The bundled Qwen3 models' config is known offline."""
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(model)
+        # the bundled models' config is known, so their check never waits for the network
+        return AutoConfig.from_pretrained(model, local_files_only=model in BUNDLED_MODELS)
     except Exception as e:  # OSError, hub errors, JSON errors: all mean "cannot load"
+        if model in BUNDLED_MODELS:
+            return _bundled_config()
         raise UserError(
             f"cannot load model {model!r} ({_first_line(e)}); set `model` to a Hugging Face hub id or a local folder "
-            "with config.json and weights (set HF_TOKEN for gated models; --smoke needs no download)"
+            "with config.json (set HF_TOKEN for gated models)"
         ) from None
 
 
-def check_compatible(model_config, tokenizer, max_length: int, model: str) -> None:
-    """Tokenizer and model must agree, and max_length must fit the model's positions."""
-    vocab = getattr(model_config, "vocab_size", None)
-    if vocab is not None and len(tokenizer) > vocab:
+def _bundled_config():
+    """Qwen3's architecture and special tokens as its config.json states them (the sizes do not matter here)."""
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        max_position_embeddings=40960, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645
+    )
+
+
+def text_config(model_config):
+    """The language model's part of a config (multimodal configs such as Gemma 3 4B+ nest it as text_config)."""
+    get = getattr(model_config, "get_text_config", None)
+    return get() if callable(get) else model_config
+
+
+def check_tokenizer_matches(model_config, tokenizer, model: str) -> None:
+    """The tokenizer must be the model's: every id has an embedding, the vocabularies are about the same size,
+    and the ids the model's config names as BOS and EOS are special tokens of this tokenizer. Checked before
+    anything slow, since a wrong pair trains without an error and learns nothing useful.
+    """
+    config = text_config(model_config)
+    vocab, n = getattr(config, "vocab_size", None), len(tokenizer)
+    name = getattr(tokenizer, "name_for_report", "the tokenizer")
+    fix = f"leave `tokenizer` empty to use {model!r}'s own, or set `model` to the model {name!r} belongs to"
+    if vocab is not None and n > vocab:
         raise UserError(
-            f"tokenizer {tokenizer.name_for_report!r} has {len(tokenizer)} tokens but model {model!r} has an "
-            f"embedding for {vocab}; use the model's own tokenizer (leave `tokenizer` empty)"
+            f"tokenizer {name!r} has {n:,} tokens but model {model!r} has embeddings for {vocab:,}: it is not this "
+            f"model's tokenizer; {fix}"
         )
-    limit = getattr(model_config, "max_position_embeddings", None)
+    if vocab is not None and n < MIN_VOCAB_SHARE * vocab:
+        raise UserError(
+            f"tokenizer {name!r} has {n:,} tokens but model {model!r} has embeddings for {vocab:,}: another "
+            f"vocabulary; {fix}"
+        )
+    specials = {int(i) for i in tokenizer.added_tokens_decoder} | set(tokenizer.all_special_ids)
+    for key in ("bos_token_id", "eos_token_id"):
+        ids = getattr(config, key, None)
+        ids = [] if ids is None else ids if isinstance(ids, list) else [ids]
+        strange = [i for i in ids if isinstance(i, int) and i not in specials]
+        if strange and len(strange) == len(ids):
+            shown = tokenizer.convert_ids_to_tokens(strange[0]) if strange[0] < n else "nothing"
+            raise UserError(
+                f"model {model!r} ends or begins text with token id {strange[0]} ({key}), which is {shown!r} in "
+                f"tokenizer {name!r}, not a special token: another model family's tokenizer; {fix}"
+            )
+
+
+def check_same_vocabulary(tokenizer, own, model: str) -> None:
+    """An explicit tokenizer must give every token of the model's own tokenizer (`own`) the same id; it may add
+    tokens (within the embedding rows, checked by `check_tokenizer_matches`)."""
+    mine, theirs = tokenizer.get_vocab(), own.get_vocab()
+    moved = [t for t, i in theirs.items() if mine.get(t) != i]
+    if moved:
+        name = getattr(tokenizer, "name_for_report", "the tokenizer")
+        example = moved[0]
+        raise UserError(
+            f"tokenizer {name!r} is not model {model!r}'s: {len(moved):,} of its {len(theirs):,} tokens have other "
+            f"ids (e.g. {example!r} is {mine.get(example)} here, {theirs[example]} in the model's own); leave "
+            f"`tokenizer` empty to use the model's own, or set `model` to the model {name!r} belongs to"
+        )
+
+
+def check_max_length(model_config, max_length: int, model: str) -> None:
+    """max_length must fit the model's positions."""
+    limit = getattr(text_config(model_config), "max_position_embeddings", None)
     if limit is not None and max_length > limit:
         raise UserError(
             f"max_length {max_length} is above {model!r}'s limit of {limit} positions; set max_length to at most "
             f"{limit} (or run with --auto-maxlen)"
         )
+
+
+def attention_for(model_config) -> str:
+    """SDPA (memory-efficient on a T4, which has no FlashAttention-2) where the architecture has it, else eager
+    (Gemma 2 in transformers 5). Both take transformers' packed-sequence mask from position_ids."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        cls = AutoModelForCausalLM._model_mapping[type(model_config)]
+    except (KeyError, ValueError):
+        return "sdpa"  # not a known causal LM: from_pretrained will say so
+    return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
+
+
+def pad_id(tokenizer) -> int:
+    """The id that fills a batch's short rows. Padding is a sequence of its own with labels -100, so any id
+    works: the pad token, else EOS (Llama 3 has no pad token), else 0."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if candidate is not None:
+            return int(candidate)
+    return 0
 
 
 def load_model(model: str, precision: Precision, lora, gradient_checkpointing: bool):
@@ -99,7 +186,7 @@ def load_model(model: str, precision: Precision, lora, gradient_checkpointing: b
             model,
             quantization_config=quant,
             dtype=precision.compute_dtype,
-            attn_implementation="sdpa",
+            attn_implementation=attention_for(load_model_config(model)),
             device_map=device_map,
         )
     except torch.cuda.OutOfMemoryError:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from analyze.atomic import atomic_write
-from analyze.config import Config, default_yaml, flatten, to_dict
+from analyze.config import Config, default_yaml, flatten, to_file_dict
 from analyze.config_write import set_values
 from train.advice import Lever, levers
 from train.plateau import LOSS_FLOOR, Verdict
@@ -30,9 +30,10 @@ class StepScale:
         return cls(trained_records / rows * rows_per_step, real_tokens / rows * rows_per_step)
 
 
-def resolved_config_text(cfg: Config, base_text: str | None = None) -> str:
-    """The run's config as commented YAML: the user's file (or the defaults) with every resolved value set."""
-    return set_values(base_text or default_yaml(), flatten(to_dict(cfg)))
+def resolved_config_text(cfg: Config, folder: Path, base_text: str | None = None) -> str:
+    """The run's config as commented YAML for a file in `folder`: the user's file (or the defaults) with every
+    resolved value set, paths relative to `folder`."""
+    return set_values(base_text or default_yaml(), flatten(to_file_dict(cfg, folder)))
 
 
 def write_plateau_report(
@@ -60,7 +61,7 @@ def write_plateau_report(
     }
     atomic_write(out_dir / "plateau.json", json.dumps(doc, indent=2) + "\n")
     atomic_write(out_dir / "plateau.md", _markdown(doc, options))
-    text = set_values(resolved_config_text(cfg, base_text), options[0].change)
+    text = set_values(resolved_config_text(cfg, out_dir, base_text), options[0].change)
     atomic_write(out_dir / "next_config.yaml", text)
     return options
 

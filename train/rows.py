@@ -114,24 +114,6 @@ class PackedRows(torch.utils.data.Dataset):
         return len(starts) > 0 and int(starts[0]) == 0
 
 
-def split_rows(n_rows: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Train and eval row indices: a seeded random `eval_fraction` of the packed rows (at least one) held out.
-
-    Splitting packed rows keeps every conversation whole and on one side.
-
-    >>> train, held = split_rows(10, 0.2, seed=0)
-    >>> len(train), len(held), sorted(train + held) == list(range(10))
-    (8, 2, True)
-    >>> split_rows(10, 0.0, 0)[1], len(split_rows(3, 0.01, 0)[1])     # no eval; at least one row when asked
-    ([], 1)
-    """
-    if eval_fraction <= 0 or n_rows < 2:
-        return list(range(n_rows)), []
-    k = min(max(round(n_rows * eval_fraction), 1), n_rows - 1)
-    held = set(np.random.default_rng(seed).permutation(n_rows)[:k].tolist())
-    return [i for i in range(n_rows) if i not in held], sorted(held)
-
-
 class EmptyPadded(torch.utils.data.Dataset):
     """`rows` followed by `extra` empty rows (one pad position, no label), so processes get equal batch counts."""
 

@@ -15,6 +15,7 @@ from analyze import __version__
 from analyze.config import Config
 from analyze.errors import UserError
 from train.data import TrainData
+from train.smoke import SMOKE_MODEL_DIR
 
 SMOKE_MAX_LENGTH = 256  # rows are capped for the CPU: the logits of a 150k vocabulary dominate the cost
 SMOKE_EVAL_ROWS = 8
@@ -46,6 +47,24 @@ class RunResult:
     model: object
     train_loss: float | None
     trainer: object = None
+    schedule: object = None  # train.schedule.Schedule
+    cfg: Config | None = None  # as run (after --auto-maxlen)
+
+    def dry_run_json(self) -> dict:
+        """What `train --dry-run --json` prints: the run as it would go, before any model is loaded."""
+        cfg, data = self.cfg, self.data
+        return {
+            "model": cfg.model,
+            "tokenizer": data.tokenized.tokenizer_name,
+            "max_length": cfg.max_length,
+            "train_rows": len(data.train),
+            "eval_rows": len(data.eval) if data.eval is not None else 0,
+            "train_conversations": data.train.conversations,
+            "eval_conversations": data.eval.conversations if data.eval is not None else 0,
+            "eval_source": data.eval_source if data.eval is not None else None,
+            "output_dir": str(self.output_dir),
+            **self.schedule.as_dict(),
+        }
 
 
 def run(
@@ -55,12 +74,22 @@ def run(
     smoke: bool = False,
     auto_maxlen: bool = False,
     resume: bool = False,
+    dry_run: bool = False,
     say: Callable[[str], None] = print,
 ) -> RunResult:
+    """Check, tokenize, plan; then (unless `dry_run`) load the 4-bit model with LoRA, train and save."""
     from analyze.reader import check_paths
     from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
     from train import data as data_mod
-    from train.model import check_compatible, load_model_config, pick_precision, resolve_device
+    from train.model import (
+        check_max_length,
+        check_same_vocabulary,
+        check_tokenizer_matches,
+        load_model_config,
+        pick_precision,
+        resolve_device,
+    )
+    from train.schedule import schedule
     from train.smoke import build_tiny_model
 
     if not cfg.data.train:
@@ -68,29 +97,40 @@ def run(
     files = check_paths(cfg.data.train)  # a typo fails before anything slow
     if cfg.data.eval:
         check_paths(cfg.data.eval)
-    device = resolve_device(cfg.run.device, smoke)
+    device = resolve_device(cfg.run.device, smoke or dry_run)
     out = Path(cfg.run.output_dir)
-    last = _check_output_dir(out, resume)
+    last = None if dry_run else _check_output_dir(out, resume, smoke)
+    model_config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
-
-    model_path = cfg.model
-    if smoke:
-        model_path = str(build_tiny_model(cfg.model, tokenizer, out / "smoke-model", cfg.optim.seed))
-        say(f"smoke: tiny random {cfg.model} architecture with the real tokenizer in {model_path}")
-    model_config = load_model_config(model_path)
+    check_tokenizer_matches(model_config, tokenizer, cfg.model)
+    if (own := _own_tokenizer(cfg)) is not None:
+        check_same_vocabulary(tokenizer, own, cfg.model)
 
     tokenized = data_mod.tokenize(cfg, tokenizer, files)
     if auto_maxlen:
-        cfg = _auto_maxlen(cfg, prov, tokenized, model_config, config_path, smoke, say)
-    check_compatible(model_config, tokenizer, cfg.max_length, model_path)
+        cfg = _auto_maxlen(cfg, prov, tokenized, model_config, config_path, smoke, dry_run, say)
+    elif not prov.get("max_length", "").startswith("--max"):
+        for warning in data_mod.measured_elsewhere(cfg, tokenized, config_path):
+            say(f"warning: {warning}")
+    check_max_length(model_config, cfg.max_length, cfg.model)
     data = data_mod.build(cfg, tokenizer, tokenized)
     if smoke and data.eval is not None:
         data.eval.row_index = data.eval.row_index[:SMOKE_EVAL_ROWS]
     world = int(os.environ.get("WORLD_SIZE", 1))
     for line in data.summary(cfg.optim.micro_batch_size, cfg.optim.grad_accum_steps, world):
         say(line)
+    plan = schedule(cfg, len(data.train), data.eval is not None, world)
+    for line in plan.lines():
+        say(line)
     watch = _plateau_watch(cfg, data, model_config, config_path, out, world, say)
+    if dry_run:
+        say("dry run: stopped before loading the model")
+        return RunResult(out, out / ADAPTER_DIR, out / LOG_CSV, data, None, None, None, plan, cfg)
 
+    model_path = cfg.model
+    if smoke:
+        model_path = str(build_tiny_model(model_config, tokenizer, out / SMOKE_MODEL_DIR, cfg.optim.seed))
+        say(f"smoke: tiny random {cfg.model} architecture with the real tokenizer in {model_path}")
     precision = pick_precision(device)
     say(f"precision: {precision.describe()}; 4-bit NF4 base (double quantisation), LoRA r={cfg.lora.r}")
     save_resolved(cfg, prov, out / RESOLVED_CONFIG)
@@ -114,7 +154,21 @@ def run(
         say(f"saved: LoRA adapter, tokenizer and resolved config in {adapter}; log in {out / LOG_CSV}")
         _plot_losses(out, say)
     loss = getattr(result, "training_loss", None)
-    return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer)
+    return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer, plan, cfg)
+
+
+def _own_tokenizer(cfg: Config):
+    """The model's own tokenizer when the config names another one and the model's can be loaded; else None (the
+    config-based checks of `check_tokenizer_matches` still apply)."""
+    from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
+
+    own = resolve_tokenizer_name(None, cfg.model)
+    if not cfg.tokenizer or cfg.tokenizer in (own, cfg.model):
+        return None
+    try:
+        return load_tokenizer(own)
+    except UserError:  # no tokenizer beside the model (or offline): nothing to compare with
+        return None
 
 
 def load_model_for_run(model_path: str, precision, cfg: Config):
@@ -135,6 +189,7 @@ def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out:
 
     from train.callbacks import CsvLog
     from train.collate import PackedCollator
+    from train.model import pad_id
     from train.trainer import PackedTrainer
 
     o, r = cfg.optim, cfg.run
@@ -183,7 +238,7 @@ def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out:
         args=args,
         train_dataset=train_rows,
         eval_dataset=data.eval if has_eval else None,
-        data_collator=PackedCollator(tokenizer.pad_token_id, cfg.max_length),
+        data_collator=PackedCollator(pad_id(tokenizer), cfg.max_length),
         processing_class=tokenizer,
         callbacks=callbacks,
     )
@@ -217,8 +272,20 @@ def last_complete_checkpoint(out: Path) -> Path | None:
     return None
 
 
-def _check_output_dir(out: Path, resume: bool) -> Path | None:
+def _check_output_dir(out: Path, resume: bool, smoke: bool) -> Path | None:
+    """The checkpoint to resume from, if any. A fresh smoke run replaces an earlier smoke run's folder; a real run
+    never starts in, or resumes, a smoke run's folder, nor overwrites a real run's checkpoints."""
+    import shutil
+
+    is_smoke_folder = (out / SMOKE_MODEL_DIR).is_dir()
+    if is_smoke_folder and not smoke:
+        raise UserError(
+            f"{out} holds a --smoke run (a tiny random model); choose another --run.output_dir for the real run"
+        )
     found = sorted(p.name for p in out.glob("checkpoint-*")) if out.is_dir() else []
+    if smoke and not resume and is_smoke_folder:
+        shutil.rmtree(out)  # an earlier smoke run: throwaway by design
+        return None
     last = last_complete_checkpoint(out) if found else None
     if resume and last is None:
         raise UserError(
@@ -258,7 +325,7 @@ def _plot_losses(out: Path, say) -> None:
         say("loss curves: install matplotlib (pip install 'lengthscan[plot]') for loss_curve.png")
 
 
-def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, smoke: bool, say) -> Config:
+def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, smoke: bool, dry_run: bool, say):
     from dataclasses import replace
 
     from analyze.config import DEFAULT_CONFIG_NAME
@@ -270,8 +337,11 @@ def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, 
     detail = f"; packed waste {at.padding_waste_packed:.1%}, truncated {at.truncation_rate:.1%}" if at else ""
     say(f"auto-maxlen: max_length {cfg.max_length} -> {value} ({analysis.suggestion.reason}{detail})")
     target = Path(config_path) if config_path else Path(DEFAULT_CONFIG_NAME)
-    created = write_back(target, analysis, __version__)
-    say(f"auto-maxlen: {'created' if created else 'updated'} {target}: max_length = {value}")
+    if dry_run:
+        say(f"auto-maxlen: dry run, {target} left as it is")
+    else:
+        created = write_back(target, analysis, __version__)
+        say(f"auto-maxlen: {'created' if created else 'updated'} {target}: max_length = {value}")
     prov["max_length"] = f"auto: {analysis.suggestion.reason}"
     if smoke and value > SMOKE_MAX_LENGTH:
         say(f"auto-maxlen: --smoke trains at {SMOKE_MAX_LENGTH} on the CPU; a real run uses {value}")
@@ -280,14 +350,14 @@ def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, 
 
 
 def save_resolved(cfg: Config, prov: dict[str, str], path: Path) -> None:
-    """The config as run, as loadable YAML, each value commented with where it came from."""
+    """The config as run, as loadable YAML, each value commented with where it came from; paths relative to it."""
     import io
 
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
     from analyze.atomic import atomic_write
-    from analyze.config import to_dict
+    from analyze.config import to_file_dict
 
     def build(d: dict, prefix: str) -> CommentedMap:
         m = CommentedMap()
@@ -300,7 +370,7 @@ def save_resolved(cfg: Config, prov: dict[str, str], path: Path) -> None:
                     m.yaml_add_eol_comment(prov[f"{prefix}{k}"], k)
         return m
 
-    doc = build(to_dict(cfg), "")
+    doc = build(to_file_dict(cfg, path.parent), "")  # paths relative to the file, as config files are read
     doc.yaml_set_start_comment(f"resolved by train {__version__}: the config this run used")
     yaml = YAML()
     yaml.width = 4096
