@@ -2,7 +2,7 @@
 
 import pytest
 
-from analyze.config import Config, default_yaml, from_dict, load_config, read_yaml
+from analyze.config import Config, default_yaml, from_dict, load_config, read_yaml, with_values
 from analyze.config_write import write_max_length
 from analyze.errors import UserError
 
@@ -29,7 +29,8 @@ def test_defaults_are_the_tuning_guide():
 def test_default_yaml_loads_to_the_defaults(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(default_yaml())
-    assert load_config(path) == Config()
+    # the default output folder is relative to the config file, like every path in it
+    assert load_config(path) == with_values(Config(), {"run.output_dir": str(tmp_path / "runs" / "lengthscan")})
     assert "# LoRA rank" in default_yaml()  # help text becomes comments
 
 
