@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from analyze.config_write import write_suggestion
 
     config_path = _config_path(args.config)
+    if config_path is None and args.write_config and Path(args.write_config).is_file():
+        config_path = Path(args.write_config)  # the file about to be edited is the run's config: read it first
     cfg = load_config(config_path)
     _check_args(args)
     given = {key: getattr(args, flag) for flag, key in CONFIG_FLAGS.items() if getattr(args, flag) is not None}

@@ -8,6 +8,7 @@ default YAML file and its comments are generated from it (`default_yaml`).
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -70,10 +71,11 @@ class OptimConfig:
     grad_accum_steps: int = _f(4, "micro-batches per optimizer step (effective batch = micro_batch_size × this)", ge=1)
     learning_rate: float = _f(2e-4, "peak learning rate", gt=0.0, le=1.0)
     lr_scheduler: str = _f("cosine", f"learning-rate schedule: {', '.join(LR_SCHEDULERS)}", choices=LR_SCHEDULERS)
-    warmup_steps: int = _f(200, "optimizer steps of linear warm-up", ge=0)
-    epochs: float = _f(3.0, "passes over the training data (the guide: not more than 3 for dialogue)", gt=0.0)
+    epochs: float = _f(
+        3.0, "passes over the training data (the guide: not more than 3 for dialogue)", gt=0.0, le=1000.0
+    )
     weight_decay: float = _f(0.0, "AdamW weight decay", ge=0.0, lt=1.0)
-    seed: int = _f(42, "seed for shuffling, the eval hold-out and LoRA initialisation", ge=0)
+    seed: int = _f(42, "seed for shuffling, the eval hold-out and LoRA initialisation", ge=0, le=2**32 - 1)
 
 
 @dataclass
@@ -86,10 +88,6 @@ class RunConfig:
         "auto", "train: auto (CUDA when present), cuda, or cpu (slow; for checks, not real runs)", choices=RUN_DEVICES
     )
     max_steps: int = _f(-1, "train: stop after this many optimizer steps (-1 = all epochs)", ge=-1)
-    eval_steps: int = _f(200, "train: evaluate every N optimizer steps", ge=1)
-    save_steps: int = _f(
-        200, "train: save a checkpoint every N optimizer steps (--resume continues from the last)", ge=1
-    )
     save_total_limit: int = _f(3, "train: keep at most this many checkpoints", ge=1)
     logging_steps: int = _f(10, "train: log loss, learning rate and throughput every N optimizer steps", ge=1)
     gradient_checkpointing: bool = _f(
@@ -105,9 +103,6 @@ class PlateauConfig:
         choices=PLATEAU_ACTIONS,
     )
     min_evals: int = _f(2, "plateau watch: eval loss must be flat across at least this many evaluations…", ge=2)
-    min_steps: int = _f(
-        1000, "plateau watch: …spanning at least this many optimizer steps (the guide: 2+ evals, 1000+)", ge=1
-    )
     eval_tolerance: float = _f(
         0.01, "plateau watch: 'flat' = eval loss improved by less than this share over the window", gt=0.0, lt=1.0
     )
@@ -119,6 +114,28 @@ class PlateauConfig:
     )
     overfit_evals: int = _f(
         3, "plateau watch: overfitting = train below eval with the gap widening over this many evals", ge=2
+    )
+
+
+@dataclass
+class ScheduleConfig:
+    warmup: float = _f(
+        200,
+        "linear learning-rate warm-up, in guide steps (a guide step = micro_batch_size × grad_accum_steps × processes "
+        "conversations, unpacked: the guide's batches of 4 × 4)",
+        ge=0,
+    )
+    warmup_max: float = _f(0.05, "…and at most this share of the run's optimizer steps", gt=0.0, le=1.0)
+    eval_every: float = _f(200, "evaluate every N guide steps…", gt=0)
+    save_every: float = _f(200, "save a checkpoint every N guide steps… (--resume continues from the last)", gt=0)
+    min_evals: int = _f(
+        8, "…shortened so the run has at least this many evaluations and checkpoints (0 = never shortened)", ge=0
+    )
+    plateau_window: float = _f(
+        1000, "plateau watch: eval loss flat across this many guide steps (the guide: 2+ evals, 1000+ steps)…", gt=0
+    )
+    plateau_max: float = _f(
+        0.25, "…and at most this share of the run (the guide's 1000 of its ~6,000 steps is 1/6)", gt=0.0, le=1.0
     )
 
 
@@ -152,6 +169,10 @@ class Config:
     )
     gpu: str = _f("T4", "the GPU the run is planned for (16 GB, fp16, no FlashAttention-2)")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training data"})
+    schedule: ScheduleConfig = field(
+        default_factory=ScheduleConfig,
+        metadata={"help": "train: the guide's step numbers in its own units, converted to packed optimizer steps"},
+    )
     suggest: SuggestConfig = field(
         default_factory=SuggestConfig, metadata={"help": "how lengthscan and --auto-maxlen suggest max_length"}
     )
@@ -206,6 +227,8 @@ def check_value(key: str, value: Any, meta: dict) -> str | None:
         return f"{key} is {value!r}; choose one of {', '.join(map(str, choices))}{hint}"
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
+    if not math.isfinite(value):
+        return f"{key} is {value!r}; it must be a finite number (e.g. {DEFAULTS.get(key)!r}, the default)"
     bounds = [(op, meta.get(op)) for op in ("ge", "gt", "le", "lt") if meta.get(op) is not None]
     ok = {"ge": value.__ge__, "gt": value.__gt__, "le": value.__le__, "lt": value.__lt__}
     if all(ok[op](b) for op, b in bounds):
@@ -381,6 +404,8 @@ def nearest(key: str, names: list[str]) -> str | None:
 
 def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
     if is_dataclass(hint):
+        if value is None:  # a section with nothing under it
+            value = {}
         if not isinstance(value, dict):
             raise UserError(f"{where}: '{key}' must be a mapping")
         return from_dict(value, hint, where, prefix=key + ".")

@@ -71,6 +71,7 @@ def update_config(path: str | Path, changes: dict[str, Any]) -> bool:
         raise UserError(f"{path}: refusing to edit a file inside the installed package; write to your own config")
     created = not path.exists()
     if created:
+        path.parent.mkdir(parents=True, exist_ok=True)
         text = default_yaml()
     else:
         from_dict(read_yaml(path), where=str(path))  # unknown keys or bad values: stop before touching the file
@@ -83,11 +84,13 @@ def update_config(path: str | Path, changes: dict[str, Any]) -> bool:
     return created
 
 
-def write_suggestion(path: str | Path, analysis, set_by: str) -> bool:
-    """Write an `Analysis`'s suggested max_length into the config at `path` with everything `train` needs to
-    reproduce the measurement: the model, the tokenizer when it is not the model's own, the chat template, the
-    format, the overlong policy and the suggestion's settings, and in `max_length_source` the fingerprints of the
-    data and the tokenizer it was measured with (train compares them). Paths are written relative to the file.
+def write_suggestion(path: str | Path, analysis, set_by: str, settings: bool = True) -> bool:
+    """Write an `Analysis`'s suggested max_length into the config at `path`, and in `max_length_source` the
+    fingerprints of the data and the tokenizer it was measured with (train compares them). With `settings`, also
+    everything `train` needs to reproduce the measurement: the model, the tokenizer when it is not the model's own,
+    the chat template, the format, the overlong policy and the suggestion's settings (lengthscan writes them;
+    `train --auto-maxlen`, which measured under the file's own settings, writes only max_length and its source).
+    Paths are written relative to the file.
     """
     from analyze.tokenizer import resolve_tokenizer_name
 
@@ -105,26 +108,27 @@ def write_suggestion(path: str | Path, analysis, set_by: str) -> bool:
         "reason": s.reason,
         "tokenizer": t.tokenizer_name,
         "tokenizer_fingerprint": t.tokenizer_fingerprint,
-        "data": paths["data.train"],
+        "data": list(paths["data.train"]),  # a copy: one list object twice would be written as a YAML alias
         "data_fingerprint": t.data_fingerprint,
         "records": t.records,
     }
-    changes: dict[str, Any] = {
+    changes: dict[str, Any] = {"max_length": s.max_length, "max_length_source": source}
+    before = read_yaml(path) if path.exists() else {}
+    if not (before.get("data") or {}).get("train"):
+        changes["data.train"] = paths["data.train"]  # so `train --config` finds the data just analysed
+    if not settings:
+        return update_config(path, changes)
+    changes |= {
         "model": paths["model"],
-        "max_length": s.max_length,
-        "max_length_source": source,
         "overlong": cfg.overlong,
         "data.format": cfg.data.format,
         "suggest.policy": cfg.suggest.policy,
         "suggest.target": cfg.suggest.target,
         "suggest.round_to": cfg.suggest.round_to,
     }
-    before = read_yaml(path) if path.exists() else {}
     for key in ("tokenizer", "chat_template"):
         if paths.get(key) or before.get(key):  # measured with the model's own: clear the file's other tokenizer
             changes[key] = paths.get(key)
-    if not (before.get("data") or {}).get("train"):
-        changes["data.train"] = paths["data.train"]  # so `train --config` finds the data just analysed
     return update_config(path, changes)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -10,6 +11,11 @@ class UserError(Exception):
     """A problem with the user's input, files or settings; the message says what and how to fix it."""
 
     exit_code = 2
+
+
+class RunStopped(UserError):
+    """A stop every process of a run raises at the same step (non-finite loss, out of memory): one message, printed
+    by the main process, and the same exit status everywhere."""
 
 
 class SkipRecord(Exception):
@@ -26,7 +32,8 @@ def run_command(prog: str, body: Callable[[], int], on_interrupt: str) -> int:
     try:
         return body()
     except UserError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        if not isinstance(e, RunStopped) or int(os.environ.get("RANK", 0)) == 0:
+            print(f"{prog}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; {on_interrupt}", file=sys.stderr)

@@ -64,16 +64,28 @@ def load_tokenizer(name: str, chat_template_file: str | Path | None = None):
     return tok
 
 
+def text_config(model_config):
+    """The language model's part of a model config (multimodal configs such as Gemma 3 4B+ nest it as
+    `text_config`): where its vocabulary size and position limit are."""
+    get = getattr(model_config, "get_text_config", None)
+    return get() if callable(get) else model_config
+
+
+def model_positions(model_config) -> int | None:
+    """The model's maximum positions from its config, or None."""
+    positions = getattr(text_config(model_config), "max_position_embeddings", None)
+    return int(positions) if positions else None
+
+
 def model_limit(tokenizer, model: str | None) -> tuple[int | None, str]:
     """The model's maximum positions and where that number came from (no network: local files only)."""
     if model:
         try:
             from transformers import AutoConfig
 
-            config = AutoConfig.from_pretrained(model, local_files_only=True)
-            positions = getattr(config, "max_position_embeddings", None)
+            positions = model_positions(AutoConfig.from_pretrained(model, local_files_only=True))
             if positions:
-                return int(positions), f"{model} config"
+                return positions, f"{model} config"
         except Exception:  # not cached locally: fall back to what is known without the hub
             pass
         if model in KNOWN_POSITIONS:

@@ -23,7 +23,8 @@ def test_defaults_are_the_tuning_guide():
     assert (c.lora.r, c.lora.alpha, c.lora.dropout, c.lora.target_modules) == (16, 16, 0.05, "all-linear")
     o = c.optim
     assert (o.micro_batch_size, o.grad_accum_steps, o.learning_rate, o.lr_scheduler) == (4, 4, 2e-4, "cosine")
-    assert (o.warmup_steps, o.epochs, o.weight_decay, c.max_length, c.gpu) == (200, 3, 0.0, 512, "T4")
+    assert (c.schedule.warmup, o.epochs, o.weight_decay, c.max_length, c.gpu) == (200, 3, 0.0, 512, "T4")
+    assert (c.schedule.eval_every, c.schedule.save_every, c.schedule.plateau_window) == (200, 200, 1000)  # guide steps
 
 
 def test_default_yaml_loads_to_the_defaults(tmp_path):
@@ -106,10 +107,11 @@ BAD_VALUES = [
     ("optim:\n  micro_batch_size: 0\n", "optim.micro_batch_size", "must be ≥ 1", "nearest valid value: 1"),
     ("optim:\n  grad_accum_steps: -4\n", "optim.grad_accum_steps", "must be ≥ 1", "nearest valid value: 1"),
     ("optim:\n  epochs: 0\n", "optim.epochs", "must be > 0", "e.g. 3.0, the default"),
-    ("optim:\n  warmup_steps: -1\n", "optim.warmup_steps", "must be ≥ 0", "nearest valid value: 0"),
+    ("schedule:\n  warmup: -1\n", "schedule.warmup", "must be ≥ 0", "nearest valid value: 0"),
     ("data:\n  eval_fraction: 0.7\n", "data.eval_fraction", "must be ≥ 0 and < 0.5", "e.g. 0.05, the default"),
     ("run:\n  device: gpu\n", "run.device", "choose one of auto, cuda, cpu", "(nearest: 'cpu')"),
-    ("run:\n  eval_steps: 0\n", "run.eval_steps", "must be ≥ 1", "nearest valid value: 1"),
+    ("schedule:\n  eval_every: 0\n", "schedule.eval_every", "must be > 0", "e.g. 200, the default"),
+    ("schedule:\n  warmup_max: 2\n", "schedule.warmup_max", "must be > 0 and ≤ 1", "nearest valid value: 1"),
     ("plateau:\n  action: halt\n", "plateau.action", "choose one of warn, stop", None),
     ("overlong: cut\n", "overlong", "choose one of cut_turns, truncate, drop", "(nearest: 'cut_turns')"),
     ("suggest:\n  target: 1.5\n", "suggest.target", "must be > 0 and ≤ 1", "nearest valid value: 1"),

@@ -176,8 +176,7 @@ def test_the_trainer_takes_the_planned_steps(tmp_path, qwen3):
     from analyze.pipeline import tokenize_files
     from train.data import build
     from train.model import load_model_config, pick_precision
-    from train.run import make_trainer
-    from train.schedule import schedule
+    from train.run import make_trainer, plan_schedule
     from train.smoke import tiny_config
 
     cfg = with_values(Config(), {"optim.micro_batch_size": 3, "optim.grad_accum_steps": 5, "max_length": 384})
@@ -185,9 +184,14 @@ def test_the_trainer_takes_the_planned_steps(tmp_path, qwen3):
     model = AutoModelForCausalLM.from_config(tiny_config(load_model_config(cfg.model), qwen3))
     trainer = make_trainer(cfg, data, model, qwen3, pick_precision("cpu"), tmp_path)
     batches = len(trainer.get_train_dataloader())
-    planned = schedule(cfg, len(data.train), True)
+    planned = plan_schedule(cfg, data)
     assert math.ceil(batches / 5) == planned.steps_per_epoch
     assert planned.total_steps == math.ceil(3 * planned.steps_per_epoch)
+    # and the Trainer is given the converted schedule
+    args = trainer.args
+    assert (args.warmup_steps, args.eval_steps, args.save_steps) == (
+        planned.warmup_steps, planned.eval_steps, planned.save_steps
+    )  # fmt: skip
 
 
 def test_measuring_with_another_model_clears_the_old_tokenizer(tmp_path, llama, capsys):
@@ -196,3 +200,52 @@ def test_measuring_with_another_model_clears_the_old_tokenizer(tmp_path, llama, 
     assert lengthscan([str(SAMPLE), "--model", str(llama), "--write-config", str(config), "--json"]) == 0
     cfg = load_config(config)
     assert cfg.model == str(llama) and cfg.tokenizer is None  # train will use the model's own, as measured
+
+
+def test_write_config_reads_the_file_it_edits(tmp_path, llama, capsys, monkeypatch):
+    """`lengthscan DATA --write-config run.yaml` on an existing run.yaml measures under that file's settings and
+    keeps its model: it is the run's config even without --config."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "sub" / "run.yaml"
+    config.parent.mkdir()
+    config.write_text(
+        f"model: {llama}\noverlong: drop\nsuggest:\n  policy: supervised\noptim:\n  micro_batch_size: 8\n"
+    )
+    report, _ = _json(capsys, lengthscan, [str(SAMPLE), "--json", "--write-config", str(config)])
+    cfg = load_config(config)
+    assert (cfg.model, cfg.overlong, cfg.suggest.policy) == (str(llama), "drop", "supervised")
+    assert report["steps_per_epoch"]["micro_batch_size"] == 8 and report["overlong_policy"] == "drop"
+    text = config.read_text()
+    assert "&id" not in text and "*id" not in text  # no YAML aliases: each key stands on its own
+    # a new config in a folder that does not exist yet
+    new = tmp_path / "new" / "deeper" / "run.yaml"
+    assert lengthscan([str(SAMPLE), "--write-config", str(new), "--json"]) == 0
+    assert load_config(new).max_length_source["records"] == 2354
+
+
+def test_dry_run_plans_for_a_gpu_on_a_machine_without_one(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data:\n  train: [{SAMPLE}]\nrun:\n  device: cuda\n  output_dir: out/x/\n")
+    plan, _ = _json(capsys, train, ["--config", str(config), "--dry-run", "--json"])
+    assert plan["output_dir"] == str(tmp_path / "out" / "x")
+    smoke, _ = _json(capsys, train, ["--config", str(config), "--dry-run", "--json", "--smoke"])
+    assert smoke["output_dir"] == str(tmp_path / "out" / "x-smoke")  # a trailing slash does not nest it
+
+
+def test_a_bad_value_in_the_file_is_named_by_the_file(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("optim:\n  epochs: .inf\n")
+    assert train(["--config", str(config), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train: error: {config}: optim.epochs is inf") and len(err.strip().splitlines()) == 1
+
+
+def test_dry_run_of_the_default_config_on_the_sample_keeps_the_guides_schedule(capsys):
+    plan, err = _json(capsys, train, ["--data.train", str(SAMPLE), "--dry-run", "--json"])
+    assert plan["evals"] >= 9 and plan["checkpoints"] >= 8  # at step 0, and 8 or more after it
+    assert plan["warmup_steps"] < 0.1 * plan["total_steps"]
+    assert plan["plateau_steps"] <= plan["total_steps"]
+    # each conversion printed with its source
+    assert "warmup: 200 guide steps = 3,200 conversations = " in err and "(schedule.warmup_max)" in err
+    assert "eval every: 200 guide steps" in err and "(schedule.min_evals)" in err
+    assert "plateau window: 1000 guide steps = 16,000 conversations" in err

@@ -24,7 +24,7 @@ def history(curve, steps=4000, noise=0.0, seed=0, eval_curve=None):
 def test_real_plateau():
     # falls until step 1500, then flat at 2.4 with a tight oscillation
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
-    v = check(evals, train, PlateauConfig())
+    v = check(evals, train, PlateauConfig(), 1000)
     assert v.kind == "plateau"
     a, b = v.window
     assert b == 4000 and b - a >= 1000 and a >= 1500
@@ -32,43 +32,45 @@ def test_real_plateau():
 
 def test_steady_decrease_is_not_a_plateau():
     evals, train = history(lambda s: 3.6 - 0.0003 * s)
-    assert check(evals, train, PlateauConfig()).kind == "improving"
+    assert check(evals, train, PlateauConfig(), 1000).kind == "improving"
 
 
 def test_noisy_but_improving_is_not_a_plateau():
     evals, train = history(lambda s: 3.2 * np.exp(-s / 6000) + 0.6, noise=0.25, seed=3)
-    v = check(evals, train, PlateauConfig())
+    v = check(evals, train, PlateauConfig(), 1000)
     assert v.kind == "improving", v.evidence
 
 
 def test_eval_flat_but_train_still_falling_is_not_a_plateau():
     evals, train = history(lambda s: 3.0 - 0.0002 * s, eval_curve=lambda s: 2.5)
-    v = check(evals, train, PlateauConfig())
+    v = check(evals, train, PlateauConfig(), 1000)
     assert v.kind != "plateau"
 
 
 def test_overfitting():
     # train keeps falling; eval bottoms out at step 2000 and rises: the gap widens
     evals, train = history(lambda s: 3.0 - 0.0003 * s, eval_curve=lambda s: 2.5 + 0.0001 * abs(s - 2000))
-    v = check(evals, train, PlateauConfig())
+    v = check(evals, train, PlateauConfig(), 1000)
     assert v.kind == "overfitting" and "gap widening" in v.evidence[0]
 
 
 def test_too_early():
     evals, train = history(lambda s: 2.4, steps=900)
-    v = check(evals, train, PlateauConfig())
+    v = check(evals, train, PlateauConfig(), 1000)
     assert v.kind == "too_early"  # flat, but 900 steps are fewer than the guide's 1000
 
 
 def test_thresholds_come_from_the_config():
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
-    strict = from_dict({"plateau": {"min_steps": 5000}}).plateau
-    assert check(evals, train, strict).kind == "too_early"
+    assert check(evals, train, PlateauConfig(), 1000).kind == "plateau"
+    strict = from_dict({"plateau": {"min_evals": 20}}).plateau  # 16 evaluations in 4000 steps: not enough
+    assert check(evals, train, strict, 1000).kind == "too_early"
+    assert check(evals, train, PlateauConfig(), 5000).kind == "too_early"  # a window longer than the run
 
 
 def test_advice_files(tmp_path):
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
-    v = check(evals, train, PlateauConfig())
+    v = check(evals, train, PlateauConfig(), 1000)
     base = "# my run\nlora:\n  r: 16  # rank\n  alpha: 16\n"
     cfg = from_dict({"lora": {"r": 16, "alpha": 16}})
     scale = StepScale(conversations=48.0, tokens=24_000.0)
@@ -110,9 +112,48 @@ def test_loss_plot_shades_the_window(tmp_path):
     lines = ["step,train_loss,eval_loss,learning_rate,tokens_per_second,real_token_share"]
     lines += [f"{s},{t},{e},,," for s, t, e in (rows[k] for k in sorted(rows))]
     (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
-    write_plateau_report(tmp_path, check(evals, train, PlateauConfig()), Config(), None)
+    write_plateau_report(tmp_path, check(evals, train, PlateauConfig(), 1000), Config(), None)
     png = plot_run(tmp_path)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (SIZE[0] * DPI, SIZE[1] * DPI)
+
+
+def test_a_resumed_history_counts_each_step_once(tmp_path):
+    from train.plateau_watch import PlateauWatch, history
+
+    logged = [{"step": 4, "loss": 3.0}, {"step": 4, "eval_loss": 3.2}, {"step": 4, "eval_loss": 3.2},
+              {"step": 6, "loss": 2.9}, {"step": 6, "loss": 2.8}]  # fmt: skip
+    assert history(logged) == ([(4, 3.0), (6, 2.8)], [(4, 3.2)])
+    # the advice was written before the kill: a resumed run does not write it again
+    (tmp_path / "plateau.json").write_text("{}")
+    assert PlateauWatch(Config(), tmp_path, 100, resuming=True).reported
+    assert not PlateauWatch(Config(), tmp_path, 100, resuming=False).reported
+
+
+def test_the_default_schedule_fits_any_data_size():
+    """The guide's numbers in its units: on a few hundred conversations up to millions, warmup ends early, there
+    are at least 8 evaluations and checkpoints, and the plateau window fits in the run."""
+    from train.schedule import schedule
+
+    for conversations in (300, 2_354, 50_000, 2_000_000):
+        rows = max(conversations // 3, 1)  # about 3 conversations per packed row
+        s = schedule(Config(), rows, conversations, has_eval=True)
+        assert s.warmup_steps < 0.1 * s.total_steps
+        assert s.evals - 1 >= 8 and s.checkpoints >= 8
+        assert s.plateau_steps <= s.total_steps and not s.warnings, (conversations, s.warnings)
+    big = schedule(Config(), 2_000_000 // 3, 2_000_000, has_eval=True)
+    assert "capped" not in big.conversions[0] and "shortened" not in big.conversions[1]  # the guide's own numbers
+
+
+def test_settings_that_cannot_take_effect_say_so():
+    from analyze.config import with_values
+    from train.schedule import schedule
+
+    cfg = with_values(Config(), {"schedule.warmup_max": 1.0, "schedule.warmup": 100000, "schedule.min_evals": 0})
+    s = schedule(cfg, 100, 300, has_eval=True)
+    text = " | ".join(s.warnings)
+    assert "warmup of" in text and "never decays" in text and "schedule.warmup" in text
+    assert "only at the start and the end" in text and "a killed run cannot be resumed" in text
+    assert "no eval set" in schedule(Config(), 100, 300, has_eval=False).warnings[-1]

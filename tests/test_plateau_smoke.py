@@ -15,7 +15,7 @@ def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path
     config = tmp_path / "mine.yaml"
     config.write_text(f"# my smoke check\ndata:\n  train: [{SAMPLE}]\nlora:\n  r: 8  # small\n  alpha: 8\n")
     # thresholds loose enough that 4 steps of a random model count as "flat": the mechanics, not the judgement
-    loose = ["--plateau.min_steps", "4", "--plateau.eval_tolerance", "0.5", "--plateau.train_band", "10",
+    loose = ["--schedule.plateau_max", "0.5", "--plateau.eval_tolerance", "0.5", "--plateau.train_band", "10",
              "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
     run_from_args(["--config", str(config), "--smoke", "--output-dir", str(out), *loose])
     printed = capsys.readouterr().out
@@ -38,17 +38,20 @@ def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path
     # the same verdict from the log on disk, with the same thresholds
     train, evals = read_log(out / "log.csv")
     cfg = load_config(out / "config.yaml")
-    assert check(evals, train, cfg.plateau).kind == "plateau"
+    assert check(evals, train, cfg.plateau, 4).kind == "plateau"  # the window: 50% of the 8 steps
     # and `train plot RUN_DIR` redraws the figure on demand
     (out / "loss_curve.png").unlink()
     assert main(["plot", str(out)]) == 0 and (out / "loss_curve.png").is_file()
 
 
-def test_guide_thresholds_on_a_smoke_log_are_too_early(tmp_path):
-    """8 smoke steps are far from the guide's 1000: the default watch must not cry plateau."""
+def test_the_guides_window_is_fitted_to_a_short_run(tmp_path, capsys):
+    """4 smoke steps are far from the guide's 1000: taken literally the watch could never judge; the schedule
+    fits the window into the run and says so."""
     out = tmp_path / "run"
     run_from_args(["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(out), "--run.max_steps", "4"])
+    printed = capsys.readouterr().out
+    assert "plateau window: 1000 guide steps = 4,000 conversations" in printed
+    assert "capped at 2, 25% of the run (schedule.plateau_max)" in printed
     train, evals = read_log(out / "log.csv")
-    assert check(evals, train, load_config(out / "config.yaml").plateau).kind == "too_early"
-    assert not (out / "plateau.json").exists()
+    assert check(evals, train, load_config(out / "config.yaml").plateau, 1000).kind == "too_early"
     assert (out / "loss_curve.png").is_file()

@@ -62,8 +62,13 @@ def test_max_length_above_the_model_limit(write_jsonl, capsys, tmp_path):
 
 def test_output_dir_with_checkpoints_needs_resume(tmp_path, capsys):
     (tmp_path / "checkpoint-3").mkdir()
-    err = _error(capsys, ["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path)])
+    err = _error(capsys, ["--device", "cpu", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path)])
     assert "--resume" in err
+    # a smoke run never writes into a folder that is not empty and not an earlier smoke run's
+    err = _error(capsys, ["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path)])
+    assert "not empty and holds no --smoke run" in err
+    err = _error(capsys, ["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path.parent)])
+    assert "not empty" in err and tmp_path.is_dir()
     err = _error(capsys, ["--smoke", "--resume", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path / "new")])
     assert "no complete checkpoint" in err
     err = _error(capsys, ["--smoke", "--resume", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path)])

@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+SAMPLE_FILE = Path(__file__).resolve().parents[1] / "data" / "hh-rlhf-helpful-base-test.messages.jsonl"
 CHATS = 45  # packs into a row count that 2 ranks x 2 rows do not divide: the empty-row padding is needed
 
 
@@ -21,7 +22,8 @@ def _config(data: Path, out: Path):
     return from_dict({
         "max_length": 128,
         "data": {"train": [str(data)], "eval_fraction": 0.0},
-        "optim": {"micro_batch_size": 2, "grad_accum_steps": 1, "warmup_steps": 0},
+        "optim": {"micro_batch_size": 2, "grad_accum_steps": 1},
+        "schedule": {"warmup": 0},
         "run": {"output_dir": str(out), "max_steps": 2, "device": "cpu", "gradient_checkpointing": False},
     })  # fmt: skip
 
@@ -86,5 +88,128 @@ def test_two_processes_split_packed_rows_without_overlap_or_loss(tmp_path, write
     assert got[0] + got[1] == expected  # every row exactly once
 
 
+# --- several processes are one run: `accelerate launch -m train` on two CPU processes (gloo) ----------------------
+
+LAUNCH = ["launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+          "--dynamo_backend", "no"]  # fmt: skip
+
+
+def _launcher() -> str:
+    return shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
+
+
+def _env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+
+
+def _steps(log: Path) -> dict:
+    import csv
+
+    with open(log) as f:
+        rows = list(csv.DictReader(f))
+    return {
+        "train": {int(r["step"]): float(r["train_loss"]) for r in rows if r["train_loss"]},
+        "eval": {int(r["step"]): float(r["eval_loss"]) for r in rows if r["eval_loss"]},
+        "rows": Counter((r["step"], bool(r["train_loss"])) for r in rows),
+    }
+
+
+def test_a_plateau_stop_stops_both_processes(tmp_path):
+    out = tmp_path / "run"
+    loose = ["--schedule.plateau_max", "0.5", "--plateau.eval_tolerance", "0.5", "--plateau.train_band", "10",
+             "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
+    cmd = [_launcher(), *LAUNCH, "-m", "train", "--smoke", "--data.train", str(SAMPLE_FILE), "--output-dir", str(out),
+           *loose]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # both processes ended cleanly, none waits in a collective
+    log = _steps(out / "log.csv")
+    assert max(log["train"]) == 4  # stopped at the evaluation that found the plateau, not at max_steps 8
+    assert all(n == 1 for n in log["rows"].values())  # each step logged once, by the main process
+    assert proc.stdout.count("plateau watch: stopping") == 1 and (out / "plateau.json").is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def _even_rows_sample(tmp_path) -> Path:
+    """A slice of the bundled sample whose train split packs into a multiple of 4 rows at the smoke's 256 tokens,
+    so one process (2 rows × 2 micro-steps) and two (2 rows each) see the same rows in each step, unpadded."""
+    from analyze.config import Config, with_values
+    from analyze.pipeline import tokenize_files
+    from analyze.tokenizer import load_tokenizer
+    from train.data import build
+
+    tok = load_tokenizer("bundled:qwen3")
+    lines = SAMPLE_FILE.read_text().splitlines(keepends=True)
+    for n in range(200, 260):
+        path = tmp_path / f"sample{n}.jsonl"
+        path.write_text("".join(lines[:n]))
+        data = build(with_values(Config(), {"max_length": 256}), tok, tokenize_files([path], tok, keep_ids=True))
+        if len(data.train) % 4 == 0:
+            return path
+    raise AssertionError("no slice packs into a multiple of 4 rows")
+
+
+def test_one_and_two_processes_train_the_same(tmp_path):
+    data = _even_rows_sample(tmp_path)
+    common = ["--smoke", "--data.train", str(data), "--lora.dropout", "0", "--optim.micro_batch_size", "2"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = [sys.executable, "-m", "train", *common, "--optim.grad_accum_steps", "2", "--output-dir", str(one)]
+    subprocess.run(single, env=_env(), check=True, capture_output=True, timeout=600)
+    double = [_launcher(), *LAUNCH, "-m", "train", *common, "--optim.grad_accum_steps", "1", "--output-dir", str(two)]
+    proc = subprocess.run(double, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = _steps(one / "log.csv"), _steps(two / "log.csv")
+    assert set(a["train"]) == set(b["train"]) == set(range(1, 9)) and set(a["eval"]) == set(b["eval"]) == {0, 4, 8}
+    for kind in ("train", "eval"):
+        for step, loss in a[kind].items():
+            assert abs(loss - b[kind][step]) <= 1e-3 * loss, (kind, step, loss, b[kind][step])
+
+
+def test_a_non_finite_loss_on_one_process_stops_both(tmp_path):
+    out, ranks = tmp_path / "run", tmp_path / "ranks"
+    cmd = [_launcher(), *LAUNCH, __file__, "nan-on-rank-1", str(ranks), "--smoke", "--data.train", str(SAMPLE_FILE),
+           "--output-dir", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    rcs = [int((ranks / f"rank{r}.rc").read_text()) for r in (0, 1)]
+    errs = [(ranks / f"rank{r}.err").read_text() for r in (0, 1)]
+    assert rcs == [2, 2], (rcs, proc.stderr[-3000:])  # the same exit status on both
+    lines = [line for line in errs[0].splitlines() if line.startswith("train: error:")]
+    assert len(lines) == 1 and "the training loss became nan at step 2" in lines[0]  # said once, by the main process
+    assert "train: error:" not in errs[1] and "Traceback" not in errs[0] + errs[1]
+    assert not (out / "adapter").exists()
+
+
+def nan_on_rank_1(out: Path, argv: list[str]) -> None:
+    """Worker: `train` with the loss of rank 1's third training micro-batch (step 2) made nan; exit code and stderr
+    of each rank go to files."""
+    import contextlib
+
+    import torch
+
+    import train.trainer as trainer_mod
+    from train.cli import main
+
+    rank = int(os.environ["RANK"])
+    real, calls = trainer_mod.token_loss_sum, []
+
+    def poisoned(logits, labels):
+        total, count = real(logits, labels)
+        if logits.requires_grad:
+            calls.append(1)
+            if rank == 1 and len(calls) == 3:
+                total = total * torch.tensor(float("nan"))
+        return total, count
+
+    trainer_mod.token_loss_sum = poisoned
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f"rank{rank}.err", "w") as err, contextlib.redirect_stderr(err):
+        rc = main(argv)
+    (out / f"rank{rank}.rc").write_text(str(rc))
+    sys.exit(rc)
+
+
 if __name__ == "__main__":
-    worker(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "nan-on-rank-1":
+        nan_on_rank_1(Path(sys.argv[2]), sys.argv[3:])
+    else:
+        worker(Path(sys.argv[1]), Path(sys.argv[2]))

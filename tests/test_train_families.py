@@ -142,7 +142,9 @@ def test_dry_run_plans_without_loading_a_model(family, data, tmp_path, capsys):
                 "evals"):  # fmt: skip
         assert key in plan, key
     assert plan["train_conversations"] + plan["eval_conversations"] <= 301
-    assert plan["total_steps"] == 3 * plan["steps_per_epoch"] and plan["evals"] == 1 + plan["total_steps"] // 200
+    assert plan["total_steps"] == 3 * plan["steps_per_epoch"]
+    # at step 0, every eval_steps and at the end: at least schedule.min_evals (8) after the start
+    assert plan["evals"] == 1 + -(-plan["total_steps"] // plan["eval_steps"]) >= 9
     assert "dry run: stopped before loading the model" in captured.err
     assert not out.exists()  # nothing written, nothing trained
 
@@ -150,12 +152,14 @@ def test_dry_run_plans_without_loading_a_model(family, data, tmp_path, capsys):
 def test_smoke_has_a_folder_of_its_own_and_runs_twice(family, data, tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(f"model: {family('llama')}\ndata:\n  train: [{data}]\nrun:\n  output_dir: out/real\n")
-    argv = ["--config", str(config), "--smoke", "--max-steps", "2", "--run.eval_steps", "1", "--run.save_steps", "1"]
+    argv = ["--config", str(config), "--smoke", "--max-steps", "2", "--schedule.min_evals", "2"]
     first = run_from_args(argv)
     assert first.output_dir == tmp_path / "out" / "real-smoke"  # relative to the config file, + "-smoke"
     assert f"smoke: writing into {first.output_dir}" in capsys.readouterr().out
+    (first.output_dir / "notes.txt").write_text("mine")
     second = run_from_args(argv)  # the earlier smoke run is replaced, not resumed and not an error
     assert second.trainer.state.global_step == 2 and (second.output_dir / "checkpoint-2").is_dir()
+    assert (second.output_dir / "notes.txt").read_text() == "mine"  # only what a smoke run writes is replaced
 
     # the real run is neither blocked by the smoke run's checkpoints nor able to resume them
     err_real = _error(capsys, ["--config", str(config), "--resume", "--device", "cpu"])
@@ -163,3 +167,33 @@ def test_smoke_has_a_folder_of_its_own_and_runs_twice(family, data, tmp_path, ca
     # and a smoke run's folder is never used as a real run's
     err = _error(capsys, ["--config", str(config), "--device", "cpu", "--output-dir", str(second.output_dir)])
     assert "holds a --smoke run" in err
+
+
+def test_a_multimodal_model_gets_adapters_on_its_language_model_only(tmp_path):
+    """Gemma 3 4B+ loads with a vision tower: LoRA goes on the language model, its text config gives the limits."""
+    from transformers import AutoModelForCausalLM, Gemma3Config
+
+    from analyze.config import LoraConfig
+    from analyze.tokenizer import model_positions
+    from train.model import load_model, load_model_config, pick_precision
+
+    text = {
+        "vocab_size": 512,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 512,
+    }
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 16}  # fmt: skip
+    config = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, boi_token_index=500,
+                          eoi_token_index=501, image_token_index=502)  # fmt: skip
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    assert model_positions(load_model_config(str(tmp_path))) == 512  # from text_config
+    model = load_model(str(tmp_path), pick_precision("cpu"), LoraConfig(), True)
+    adapted = [n for n, _ in model.named_parameters() if "lora_A" in n]
+    assert len(adapted) == 14 and all("language_model" in n for n in adapted)
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) >= 14

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 import torch
@@ -16,7 +17,8 @@ from analyze.errors import UserError
 from tests.conftest import REPO, SAMPLE
 from train.cli import run_from_args
 
-SMOKE = ["--smoke", "--data.train", str(SAMPLE), "--run.save_steps", "2", "--run.logging_steps", "1"]
+# 8 steps, a checkpoint (and an eval) every 2
+SMOKE = ["--smoke", "--data.train", str(SAMPLE), "--schedule.min_evals", "4", "--run.logging_steps", "1"]
 
 
 def log_rows(path):
@@ -26,7 +28,7 @@ def log_rows(path):
 
 def test_killed_run_resumes_with_the_same_data_order_and_schedule(tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    schedule = ["--optim.lr_scheduler", "cosine", "--optim.warmup_steps", "2"]  # a schedule that moves every step
+    schedule = ["--optim.lr_scheduler", "cosine"]  # a schedule that moves every step
     env = dict(os.environ, PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "train", *SMOKE, *schedule]
     subprocess.run([*cmd, "--output-dir", str(reference)], check=True, env=env, capture_output=True)
@@ -47,6 +49,10 @@ def test_killed_run_resumes_with_the_same_data_order_and_schedule(tmp_path):
     ref = {int(r["step"]): r for r in log_rows(reference / "log.csv")}
     after = {int(r["step"]): r for r in log_rows(killed / "log.csv")}  # the killed run's lines, then the resumed
     assert set(after) == set(ref) == set(range(1, 9))
+    with open(killed / "log.csv") as f:  # every step once: the lines logged after checkpoint-4 were dropped
+        kinds = Counter((r["step"], bool(r["train_loss"])) for r in csv.DictReader(f))
+    assert all(n == 1 for n in kinds.values()), kinds
+    assert ("0", False) in kinds and ("4", False) in kinds  # the start's eval, not repeated on resume
     for step in range(5, 9):  # the steps trained after the resume
         a, r = after[step], ref[step]
         assert float(a["learning_rate"]) == pytest.approx(float(r["learning_rate"]), rel=1e-6)  # schedule position

@@ -111,19 +111,28 @@ GUIDE_EPOCHS = (
 GUIDE_BATCH = "Don't reduce batch size below 8 — too noisy for stable convergence on this data size"
 
 
-def start_warnings(cfg: Config, conversations_per_row: float | None = None) -> list[str]:
-    """The guide's "what NOT to do", checked against the config before training starts."""
+def start_warnings(cfg: Config, conversations_per_row: float | None = None, world_size: int = 1) -> list[str]:
+    """The guide's "what NOT to do", checked against the config before training starts; the batch counts every
+    process (each takes micro_batch_size rows per micro-step).
+
+    >>> from analyze.config import with_values
+    >>> len(start_warnings(with_values(Config(), {"optim.grad_accum_steps": 1}))), start_warnings(
+    ...     with_values(Config(), {"optim.grad_accum_steps": 1}), world_size=2)
+    (1, [])
+    """
     out = []
     if cfg.optim.epochs > 3:
         out.append(f"optim.epochs = {cfg.optim.epochs:g} is more than 3. The guide: “{GUIDE_EPOCHS}.”")
-    if cfg.effective_batch < 8:
+    batch = cfg.effective_batch * world_size
+    if batch < 8:
         packed = (
-            f" (packed, a step holds about {cfg.effective_batch * conversations_per_row:.0f} conversations)"
+            f" (packed, a step holds about {batch * conversations_per_row:.0f} conversations)"
             if conversations_per_row
             else ""
         )
+        processes = f" × {world_size} processes" if world_size > 1 else ""
         out.append(
-            f"effective batch = {cfg.optim.micro_batch_size} × {cfg.optim.grad_accum_steps} = {cfg.effective_batch} "
+            f"effective batch = {cfg.optim.micro_batch_size} × {cfg.optim.grad_accum_steps}{processes} = {batch} "
             f"rows{packed} is below 8. The guide: “{GUIDE_BATCH}.”"
         )
     return out

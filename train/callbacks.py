@@ -12,10 +12,29 @@ _FROM = {"train_loss": "loss", "eval_loss": "eval_loss", "learning_rate": "learn
 
 
 class CsvLog(TrainerCallback):
-    """Appends to `path` (so a resumed run continues the same file); written by the main process only."""
+    """Appends to `path` (so a resumed run continues the same file); written by the main process only.
+
+    A run killed after its last checkpoint logged steps that the resumed run trains again: those lines are dropped
+    when it resumes, so every step is in the file once.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or state.global_step == 0 or not self.path.exists():
+            return
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= state.global_step]
+        if len(kept) < len(rows):
+            import io
+
+            from analyze.atomic import atomic_write
+
+            buf = io.StringIO()
+            csv.writer(buf).writerows(kept)
+            atomic_write(self.path, buf.getvalue())
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:

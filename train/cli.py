@@ -131,7 +131,8 @@ def _smoke_values(cfg, overridden: set[str]) -> dict:
 
     extra = {k: (v, "--smoke") for k, v in SMOKE.items() if k not in overridden}
     if "run.output_dir" not in overridden:  # never the real run's folder: it would block or be resumed by it
-        extra["run.output_dir"] = (f"{cfg.run.output_dir}-smoke", "--smoke (a folder of its own)")
+        smoke_dir = f"{Path(cfg.run.output_dir)}-smoke"  # Path drops a trailing slash: runs/x/ → runs/x-smoke
+        extra["run.output_dir"] = (smoke_dir, "--smoke (a folder of its own)")
     if "max_length" not in overridden and cfg.max_length > SMOKE_MAX_LENGTH:
         extra["max_length"] = (SMOKE_MAX_LENGTH, f"--smoke (capped for the CPU; was {cfg.max_length})")
     return extra

@@ -15,6 +15,7 @@ from analyze.errors import UserError
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import Plan, make_plan
 from analyze.stats import optimizer_steps
+from analyze.tokenizer import model_positions
 from train.rows import PackedRows
 
 
@@ -45,7 +46,7 @@ class TrainData:
         if self.eval is not None:
             lines.append(f"eval: {self.eval.conversations} conversations in {len(self.eval)} rows ({self.eval_source})")
         else:
-            lines.append("eval: none (data.eval_fraction is 0 and no data.eval files)")
+            lines.append(f"eval: none ({self.eval_source})")
         return lines
 
 
@@ -73,10 +74,16 @@ def build(cfg: Config, tokenizer, tokenized: Tokenized) -> TrainData:
     if cfg.data.eval:
         ev = tokenize(cfg, tokenizer, cfg.data.eval)
         ev_rows = PackedRows(ev.table, make_plan(ev.table, cfg.max_length, cfg.overlong))
-        return TrainData(tokenized, plan, PackedRows(table, plan), ev_rows if len(ev_rows) else None, "data.eval files")
+        source = "data.eval files" if len(ev_rows) else "no record of the data.eval files trains at this max_length"
+        return TrainData(tokenized, plan, PackedRows(table, plan), ev_rows if len(ev_rows) else None, source)
     ev_plan = make_plan(table, cfg.max_length, cfg.overlong, held)
     eval_rows = PackedRows(table, ev_plan) if len(ev_plan.rows) else None
-    source = f"data.eval_fraction {cfg.data.eval_fraction:g} of the conversations, held out by content hash"
+    if eval_rows is not None:
+        source = f"data.eval_fraction {cfg.data.eval_fraction:g} of the conversations, held out by content hash"
+    elif cfg.data.eval_fraction == 0:
+        source = "data.eval_fraction is 0 and no data.eval files"
+    else:
+        source = f"none of the {int(held.sum())} held-out conversations has an assistant token within max_length"
     return TrainData(tokenized, plan, PackedRows(table, plan), eval_rows, source)
 
 
@@ -84,7 +91,7 @@ def analysis_at(cfg: Config, tokenized: Tokenized, model_config) -> Analysis:
     """The analysis `lengthscan` would run on the same tokenized data under the same config, capped by the model's
     positions. Its suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's lever 5.
     """
-    positions = getattr(model_config, "max_position_embeddings", None)
+    positions = model_positions(model_config)
     return analyze(tokenized, cfg, (positions, "model config") if positions else (None, "unknown"))
 
 
@@ -92,7 +99,7 @@ def write_back(path: Path, analysis: Analysis, version: str) -> bool:
     """Write max_length and its provenance into the config file exactly as `lengthscan --write-config` does."""
     from analyze.config_write import write_suggestion
 
-    return write_suggestion(path, analysis, f"train --auto-maxlen {version}")
+    return write_suggestion(path, analysis, f"train --auto-maxlen {version}", settings=False)
 
 
 def measured_elsewhere(cfg: Config, tokenized: Tokenized, config_path: Path | None) -> list[str]:

@@ -14,16 +14,16 @@ SIZE, DPI = (9, 5), 100
 
 
 def read_log(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, train loss) and (step, eval loss) points of a run's log.csv."""
-    train, evals = [], []
+    """(step, train loss) and (step, eval loss) points of a run's log.csv, one per step (the last written)."""
+    train, evals = {}, {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             step = int(row["step"])
             if row.get("train_loss"):
-                train.append((step, float(row["train_loss"])))
+                train[step] = float(row["train_loss"])
             if row.get("eval_loss"):
-                evals.append((step, float(row["eval_loss"])))
-    return train, evals
+                evals[step] = float(row["eval_loss"])
+    return sorted(train.items()), sorted(evals.items())
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 import torch
 
 from analyze.errors import UserError
-from analyze.tokenizer import BUNDLED_MODELS
+from analyze.tokenizer import BUNDLED_MODELS, model_positions, text_config
 
 # A model's embedding matrix may be padded past its tokenizer (Qwen3: 151,669 tokens, 151,936 rows; Phi-3: 32,011
 # and 32,064); a tokenizer under 90% of the rows is another vocabulary.
 MIN_VOCAB_SHARE = 0.9
+# The parts of a multimodal model that text-only training never uses: no LoRA adapters there.
+NON_TEXT_MODULES = r".*(vision_tower|vision_model|visual|multi_modal_projector|audio_tower|embed_vision).*"
 
 
 @dataclass
@@ -85,22 +87,18 @@ def _bundled_config():
     )
 
 
-def text_config(model_config):
-    """The language model's part of a config (multimodal configs such as Gemma 3 4B+ nest it as text_config)."""
-    get = getattr(model_config, "get_text_config", None)
-    return get() if callable(get) else model_config
-
-
 def check_tokenizer_matches(model_config, tokenizer, model: str) -> None:
-    """The tokenizer must be the model's: every id has an embedding, the vocabularies are about the same size,
-    and the ids the model's config names as BOS and EOS are special tokens of this tokenizer. Checked before
-    anything slow, since a wrong pair trains without an error and learns nothing useful.
+    """The tokenizer must be the model's: its base vocabulary has embeddings, the vocabularies are about the same
+    size, and the ids the model's config names as BOS and EOS are special tokens of this tokenizer. Checked before
+    anything slow, since a wrong pair trains without an error and learns nothing useful. (Added tokens past the
+    embeddings, such as Gemma 3 1B's image token, are allowed; `check_ids_fit` stops data that uses them.)
     """
     config = text_config(model_config)
     vocab, n = getattr(config, "vocab_size", None), len(tokenizer)
+    base = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=False)
     name = getattr(tokenizer, "name_for_report", "the tokenizer")
     fix = f"leave `tokenizer` empty to use {model!r}'s own, or set `model` to the model {name!r} belongs to"
-    if vocab is not None and n > vocab:
+    if vocab is not None and base > vocab:
         raise UserError(
             f"tokenizer {name!r} has {n:,} tokens but model {model!r} has embeddings for {vocab:,}: it is not this "
             f"model's tokenizer; {fix}"
@@ -123,6 +121,26 @@ def check_tokenizer_matches(model_config, tokenizer, model: str) -> None:
             )
 
 
+def check_ids_fit(table, model_config, tokenizer, model: str, paths: list) -> None:
+    """Every token id of the data has an embedding row (an added token past the model's vocabulary does not)."""
+    vocab = getattr(text_config(model_config), "vocab_size", None)
+    if vocab is None or table.ids is None or not len(table.ids):
+        return
+    import numpy as np
+
+    ids = np.asarray(table.ids)
+    if int(ids.max()) < vocab:
+        return
+    at = int(np.argmax(ids >= vocab))
+    row = int(np.searchsorted(table.offsets, at, side="right")) - 1
+    token = tokenizer.convert_ids_to_tokens(int(ids[at]))
+    where = f"{paths[int(table.file_index[row])]}:{int(table.line[row])}"
+    raise UserError(
+        f"{where}: token {token!r} (id {int(ids[at])}) has no embedding in model {model!r} ({vocab:,} rows); remove "
+        "it from the data or the chat template"
+    )
+
+
 def check_same_vocabulary(tokenizer, own, model: str) -> None:
     """An explicit tokenizer must give every token of the model's own tokenizer (`own`) the same id; it may add
     tokens (within the embedding rows, checked by `check_tokenizer_matches`)."""
@@ -140,7 +158,7 @@ def check_same_vocabulary(tokenizer, own, model: str) -> None:
 
 def check_max_length(model_config, max_length: int, model: str) -> None:
     """max_length must fit the model's positions."""
-    limit = getattr(text_config(model_config), "max_position_embeddings", None)
+    limit = model_positions(model_config)
     if limit is not None and max_length > limit:
         raise UserError(
             f"max_length {max_length} is above {model!r}'s limit of {limit} positions; set max_length to at most "
@@ -169,8 +187,9 @@ def pad_id(tokenizer) -> int:
     return 0
 
 
-def load_model(model: str, precision: Precision, lora, gradient_checkpointing: bool):
-    """The 4-bit base with LoRA adapters, ready to train: base frozen, adapters fp32."""
+def load_model(model: str, precision: Precision, lora, gradient_checkpointing: bool, seed: int = 42):
+    """The 4-bit base with LoRA adapters, ready to train: base frozen, adapters fp32; the adapters' random start
+    depends on `seed` alone (not on what ran before in this process)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -206,8 +225,11 @@ def load_model(model: str, precision: Precision, lora, gradient_checkpointing: b
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
+        # a multimodal model (Gemma 3 4B+) loads with its vision tower; text data never reaches it
+        exclude_modules=NON_TEXT_MODULES if getattr(base.config, "vision_config", None) is not None else None,
         task_type="CAUSAL_LM",
     )
+    torch.manual_seed(seed)
     model_ = get_peft_model(base, peft_config)
     for p in model_.parameters():
         if p.requires_grad:

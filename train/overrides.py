@@ -66,6 +66,7 @@ def resolve(
     Returns the config and, for each dotted key, where its value came from.
     """
     keys = config_keys()
+    from_dict(file_values, where=file_label)  # a bad value in the file is named by the file, not the command line
     data = copy.deepcopy(file_values)
     prov = {k: "default" for k in keys}
     for key in flatten(file_values):
@@ -100,7 +101,9 @@ def describe(cfg: Config, prov: dict[str, str]) -> list[str]:
 def _set(data: dict, dotted: str, value: Any) -> None:
     *path, last = dotted.split(".")
     for p in path:
-        data = data.setdefault(p, {})
+        if not isinstance(data.get(p), dict):  # absent, or an empty section (`run:` with nothing under it)
+            data[p] = {}
+        data = data[p]
     data[last] = value
 
 

@@ -9,7 +9,7 @@ Thresholds are the config's `plateau` section; this module is pure: histories in
 >>> from analyze.config import PlateauConfig
 >>> evals = [(500, 2.9), (1000, 2.55), (1500, 2.50), (2000, 2.497), (2500, 2.495)]
 >>> train = [(s, 2.45 + 0.03 * (-1) ** (s // 50)) for s in range(1000, 2501, 50)]
->>> v = check(evals, train, PlateauConfig())
+>>> v = check(evals, train, PlateauConfig(), min_steps=1000)
 >>> v.kind, v.window
 ('plateau', (1500, 2500))
 """
@@ -43,22 +43,23 @@ class Verdict:
         return self.kind in ("plateau", "overfitting")
 
 
-def check(evals: list[tuple[int, float]], train: list[tuple[int, float]], cfg: PlateauConfig) -> Verdict:
-    """Judge a history of (step, eval loss) and (step, train loss) points by the guide's signs."""
+def check(
+    evals: list[tuple[int, float]], train: list[tuple[int, float]], cfg: PlateauConfig, min_steps: int
+) -> Verdict:
+    """Judge a history of (step, eval loss) and (step, train loss) points by the guide's signs; a plateau window
+    spans at least `min_steps` optimizer steps (the schedule's conversion of the guide's 1000+)."""
     if not evals:
         return Verdict("too_early", 0, evidence=["no evaluation yet"])
     step = evals[-1][0]
     overfit = _overfitting(evals, train, cfg)
     if overfit is not None:
         return overfit
-    start = _window_start(evals, cfg)
+    start = _window_start(evals, cfg, min_steps)
     if start is None:
         return Verdict(
             "too_early",
             step,
-            evidence=[
-                f"need {cfg.min_evals}+ evaluations spanning {cfg.min_steps}+ steps; have {len(evals)} up to {step}"
-            ],
+            evidence=[f"need {cfg.min_evals}+ evaluations spanning {min_steps}+ steps; have {len(evals)} up to {step}"],
         )
     window = evals[start:]
     first, best = window[0][1], min(loss for _, loss in window[1:])
@@ -100,11 +101,11 @@ def train_band_and_drop(losses: list[float], steps: list[int]) -> tuple[float | 
     return band, -slope * float(np.ptp(x)) / mean
 
 
-def _window_start(evals: list[tuple[int, float]], cfg: PlateauConfig) -> int | None:
+def _window_start(evals: list[tuple[int, float]], cfg: PlateauConfig, min_steps: int) -> int | None:
     """Index of the latest evaluation that opens a window of min_evals+ evaluations over min_steps+ steps."""
     last = evals[-1][0]
     for i in range(len(evals) - cfg.min_evals, -1, -1):
-        if last - evals[i][0] >= cfg.min_steps:
+        if last - evals[i][0] >= min_steps:
             return i
     return None
 

@@ -30,6 +30,9 @@ class StepScale:
         return cls(trained_records / rows * rows_per_step, real_tokens / rows * rows_per_step)
 
 
+REPORT = "plateau.json"
+
+
 def resolved_config_text(cfg: Config, folder: Path, base_text: str | None = None) -> str:
     """The run's config as commented YAML for a file in `folder`: the user's file (or the defaults) with every
     resolved value set, paths relative to `folder`."""
@@ -59,7 +62,7 @@ def write_plateau_report(
         "next_config": "next_config.yaml",
         "next_config_change": options[0].change,
     }
-    atomic_write(out_dir / "plateau.json", json.dumps(doc, indent=2) + "\n")
+    atomic_write(out_dir / REPORT, json.dumps(doc, indent=2) + "\n")
     atomic_write(out_dir / "plateau.md", _markdown(doc, options))
     text = set_values(resolved_config_text(cfg, out_dir, base_text), options[0].change)
     atomic_write(out_dir / "next_config.yaml", text)

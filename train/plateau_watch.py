@@ -9,7 +9,8 @@ from transformers import TrainerCallback
 
 from analyze.config import Config
 from train.plateau import Verdict, check
-from train.plateau_report import StepScale, summary_lines, write_plateau_report
+from train.plateau_report import REPORT, StepScale, summary_lines, write_plateau_report
+from train.ranks import from_main
 
 
 class PlateauWatch(TrainerCallback):
@@ -19,35 +20,35 @@ class PlateauWatch(TrainerCallback):
         self,
         cfg: Config,
         out_dir: Path,
+        window_steps: int,
         scale: StepScale | None = None,
         analysis=None,
         base_text: str | None = None,
         say: Callable[[str], None] = print,
+        resuming: bool = False,
     ):
-        self.cfg, self.out_dir, self.scale, self.analysis, self.base_text, self.say = (
-            cfg,
-            Path(out_dir),
-            scale,
-            analysis,
-            base_text,
-            say,
-        )
+        self.cfg, self.out_dir, self.window_steps = cfg, Path(out_dir), window_steps
+        self.scale, self.analysis, self.base_text, self.say = scale, analysis, base_text, say
         self.verdict: Verdict | None = None
-        self.reported = False
+        self.reported = resuming and (self.out_dir / REPORT).is_file()  # the advice is written once per run
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         train, evals = history(state.log_history)
         if metrics and "eval_loss" in metrics and (not evals or evals[-1][0] != state.global_step):
             evals.append((state.global_step, float(metrics["eval_loss"])))
-        self.verdict = check(evals, train, self.cfg.plateau)
-        if not self.verdict.found or self.reported or not state.is_world_process_zero:
+        # Rank 0 judges and every rank obeys: a stop taken by one process alone would leave the others waiting in
+        # their next collective. (The histories are the same on every rank; the broadcast makes it certain.)
+        verdict = check(evals, train, self.cfg.plateau, self.window_steps) if state.is_world_process_zero else None
+        self.verdict = verdict = from_main(verdict)
+        if not verdict.found or self.reported:
             return
         self.reported = True
-        for line in summary_lines(self.verdict, self.scale):
-            self.say(f"plateau watch: {line}")
-        options = write_plateau_report(self.out_dir, self.verdict, self.cfg, self.scale, self.analysis, self.base_text)
-        first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
-        self.say(f"plateau watch: next run: {first} → {self.out_dir / 'next_config.yaml'} (all levers: plateau.md)")
+        if state.is_world_process_zero:
+            for line in summary_lines(verdict, self.scale):
+                self.say(f"plateau watch: {line}")
+            options = write_plateau_report(self.out_dir, verdict, self.cfg, self.scale, self.analysis, self.base_text)
+            first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
+            self.say(f"plateau watch: next run: {first} → {self.out_dir / 'next_config.yaml'} (all levers: plateau.md)")
         if self.cfg.plateau.action == "stop":
             self.say("plateau watch: stopping (plateau.action: stop); the last checkpoint is kept")
             control.should_training_stop = True
@@ -60,6 +61,6 @@ def history(log_history: list[dict]) -> tuple[list[tuple[int, float]], list[tupl
     >>> history([{"step": 10, "loss": 3.0}, {"step": 10, "eval_loss": 3.2}, {"step": 20, "train_runtime": 1.0}])
     ([(10, 3.0)], [(10, 3.2)])
     """
-    train = [(h["step"], float(h["loss"])) for h in log_history if "loss" in h]
-    evals = [(h["step"], float(h["eval_loss"])) for h in log_history if "eval_loss" in h]
-    return train, evals
+    train = {h["step"]: float(h["loss"]) for h in log_history if "loss" in h}  # one point per step: the last
+    evals = {h["step"]: float(h["eval_loss"]) for h in log_history if "eval_loss" in h}
+    return sorted(train.items()), sorted(evals.items())

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from analyze import __version__
 from analyze.config import Config
-from analyze.errors import UserError
+from analyze.errors import RunStopped, UserError
 from train.data import TrainData
+from train.ranks import decided_by_main
 from train.smoke import SMOKE_MODEL_DIR
 
 SMOKE_MAX_LENGTH = 256  # rows are capped for the CPU: the logits of a 150k vocabulary dominate the cost
@@ -24,18 +25,23 @@ SMOKE_EVAL_ROWS = 8
 SMOKE = {
     "run.device": "cpu",
     "run.max_steps": 8,
-    "run.eval_steps": 4,
-    "run.save_steps": 4,
+    "schedule.min_evals": 2,  # eval and save at steps 4 and 8
     "run.logging_steps": 1,
     "optim.micro_batch_size": 2,
     "optim.grad_accum_steps": 2,
     "optim.learning_rate": 5e-3,
-    "optim.warmup_steps": 0,
+    "schedule.warmup": 0,
     "optim.lr_scheduler": "constant",
 }
 ADAPTER_DIR = "adapter"
 LOG_CSV = "log.csv"
 RESOLVED_CONFIG = "config.yaml"
+SMOKE_MARKER = ".lengthscan-smoke"  # in a smoke run's folder: it may be replaced by the next smoke run
+# everything a run writes into its folder, besides checkpoint-*: what the next smoke run removes
+SMOKE_OUTPUTS = {
+    SMOKE_MARKER, SMOKE_MODEL_DIR, ADAPTER_DIR, LOG_CSV, RESOLVED_CONFIG, "tensorboard", "loss_curve.png",
+    "plateau.json", "plateau.md", "next_config.yaml",
+}  # fmt: skip
 
 
 @dataclass
@@ -82,6 +88,7 @@ def run(
     from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
     from train import data as data_mod
     from train.model import (
+        check_ids_fit,
         check_max_length,
         check_same_vocabulary,
         check_tokenizer_matches,
@@ -89,17 +96,19 @@ def run(
         pick_precision,
         resolve_device,
     )
-    from train.schedule import schedule
-    from train.smoke import build_tiny_model
 
     if not cfg.data.train:
         raise UserError("no training data: set data.train in the config or pass --data.train FILE.jsonl")
     files = check_paths(cfg.data.train)  # a typo fails before anything slow
     if cfg.data.eval:
         check_paths(cfg.data.eval)
-    device = resolve_device(cfg.run.device, smoke or dry_run)
+    device = None if dry_run else resolve_device(cfg.run.device, smoke)  # planning needs no GPU
+    if device == "cuda":
+        from train.launch import restart_on_one_gpu_if_needed
+
+        restart_on_one_gpu_if_needed()  # several GPUs, no launcher: never DataParallel
     out = Path(cfg.run.output_dir)
-    last = None if dry_run else _check_output_dir(out, resume, smoke)
+    last = decided_by_main(lambda: _check_output_dir(out, resume, smoke, dry_run))
     model_config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
     check_tokenizer_matches(model_config, tokenizer, cfg.model)
@@ -107,6 +116,7 @@ def run(
         check_same_vocabulary(tokenizer, own, cfg.model)
 
     tokenized = data_mod.tokenize(cfg, tokenizer, files)
+    check_ids_fit(tokenized.table, model_config, tokenizer, cfg.model, tokenized.paths)
     if auto_maxlen:
         cfg = _auto_maxlen(cfg, prov, tokenized, model_config, config_path, smoke, dry_run, say)
     elif not prov.get("max_length", "").startswith("--max"):
@@ -119,32 +129,34 @@ def run(
     world = int(os.environ.get("WORLD_SIZE", 1))
     for line in data.summary(cfg.optim.micro_batch_size, cfg.optim.grad_accum_steps, world):
         say(line)
-    plan = schedule(cfg, len(data.train), data.eval is not None, world)
+    plan = plan_schedule(cfg, data, world)
     for line in plan.lines():
         say(line)
-    watch = _plateau_watch(cfg, data, model_config, config_path, out, world, say)
+    for warning in plan.warnings:
+        say(f"warning: {warning}")
+    watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None)
     if dry_run:
         say("dry run: stopped before loading the model")
         return RunResult(out, out / ADAPTER_DIR, out / LOG_CSV, data, None, None, None, plan, cfg)
 
     model_path = cfg.model
     if smoke:
-        model_path = str(build_tiny_model(model_config, tokenizer, out / SMOKE_MODEL_DIR, cfg.optim.seed))
+        model_path = str(decided_by_main(lambda: _build_smoke_model(model_config, tokenizer, out, cfg.optim.seed)))
         say(f"smoke: tiny random {cfg.model} architecture with the real tokenizer in {model_path}")
     precision = pick_precision(device)
     say(f"precision: {precision.describe()}; 4-bit NF4 base (double quantisation), LoRA r={cfg.lora.r}")
-    save_resolved(cfg, prov, out / RESOLVED_CONFIG)
+    decided_by_main(lambda: save_resolved(cfg, prov, out / RESOLVED_CONFIG))
     model = load_model_for_run(model_path, precision, cfg)
-    trainer = make_trainer(cfg, data, model, tokenizer, precision, out, [watch])
+    trainer = make_trainer(cfg, data, model, tokenizer, precision, out, [watch], resuming=last is not None)
     from train.trainer import NonFiniteLoss
 
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    except NonFiniteLoss as e:
-        raise UserError(_non_finite_message(cfg, e, out, precision)) from None
+    except NonFiniteLoss as e:  # raised by every process at the same step (`PackedTrainer._stop_together`)
+        raise RunStopped(_non_finite_message(cfg, e, out, precision)) from None
     except Exception as e:
         if _is_oom(e):
-            raise UserError(_oom_message(cfg)) from None
+            raise RunStopped(_oom_message(cfg)) from None
         raise
     adapter = out / ADAPTER_DIR
     if trainer.is_world_process_zero():
@@ -155,6 +167,14 @@ def run(
         _plot_losses(out, say)
     loss = getattr(result, "training_loss", None)
     return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer, plan, cfg)
+
+
+def _build_smoke_model(model_config, tokenizer, out: Path, seed: int) -> Path:
+    from train.smoke import build_tiny_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SMOKE_MARKER).touch()
+    return build_tiny_model(model_config, tokenizer, out / SMOKE_MODEL_DIR, seed)
 
 
 def _own_tokenizer(cfg: Config):
@@ -175,15 +195,26 @@ def load_model_for_run(model_path: str, precision, cfg: Config):
     from train.model import load_model
 
     try:
-        return load_model(model_path, precision, cfg.lora, cfg.run.gradient_checkpointing)
+        return load_model(model_path, precision, cfg.lora, cfg.run.gradient_checkpointing, cfg.optim.seed)
     except Exception as e:
         if _is_oom(e):
             raise UserError(f"CUDA out of memory while loading {model_path!r}; choose a smaller model") from None
         raise
 
 
-def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out: Path, extra_callbacks=()):
-    """The PackedTrainer for this config: arguments, collator, TensorBoard and CSV logs."""
+def plan_schedule(cfg: Config, data: TrainData, world: int = 1):
+    """The run's `train.schedule.Schedule` for this data and number of processes."""
+    from train.schedule import schedule
+
+    has_eval = data.eval is not None and len(data.eval) > 0
+    return schedule(cfg, len(data.train), data.train.conversations, has_eval, world)
+
+
+def make_trainer(
+    cfg: Config, data: TrainData, model, tokenizer, precision, out: Path, extra_callbacks=(), resuming: bool = False
+):
+    """The PackedTrainer for this config: arguments (the schedule in optimizer steps), collator, CSV and
+    TensorBoard logs."""
     from transformers import TrainingArguments
     from transformers.integrations import TensorBoardCallback
 
@@ -194,6 +225,8 @@ def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out:
 
     o, r = cfg.optim, cfg.run
     has_eval = data.eval is not None and len(data.eval) > 0
+    world = max(int(os.environ.get("WORLD_SIZE", 1)), 1)
+    plan = plan_schedule(cfg, data, world)
     args = TrainingArguments(
         output_dir=str(out),
         per_device_train_batch_size=o.micro_batch_size,
@@ -201,7 +234,7 @@ def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out:
         gradient_accumulation_steps=o.grad_accum_steps,
         learning_rate=o.learning_rate,
         lr_scheduler_type=o.lr_scheduler,
-        warmup_steps=o.warmup_steps,
+        warmup_steps=plan.warmup_steps,
         num_train_epochs=o.epochs,
         max_steps=r.max_steps,
         weight_decay=o.weight_decay,
@@ -212,13 +245,13 @@ def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out:
         bf16=precision.bf16,
         use_cpu=precision.device == "cpu",
         eval_strategy="steps" if has_eval else "no",
-        eval_steps=r.eval_steps,
+        eval_steps=plan.eval_steps,
         save_strategy="steps",
-        save_steps=r.save_steps,
+        save_steps=plan.save_steps,
         save_total_limit=r.save_total_limit,
         logging_steps=r.logging_steps,
         logging_first_step=True,
-        eval_on_start=has_eval,  # the baseline every later eval loss is read against
+        eval_on_start=has_eval and not resuming,  # the baseline (a resumed run has it in its history already)
         report_to="none",  # TensorBoard is added below with a fixed folder
         remove_unused_columns=False,  # our rows carry position_ids and real_tokens
         prediction_loss_only=True,
@@ -231,13 +264,12 @@ def make_trainer(cfg: Config, data: TrainData, model, tokenizer, precision, out:
         from torch.utils.tensorboard import SummaryWriter
 
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(out / "tensorboard"))))
-    world = max(int(os.environ.get("WORLD_SIZE", 1)), 1)
-    train_rows = _even(data.train, o.micro_batch_size * world)
     return PackedTrainer(
         model=model,
         args=args,
-        train_dataset=train_rows,
-        eval_dataset=data.eval if has_eval else None,
+        train_dataset=_even(data.train, o.micro_batch_size * world),
+        # evened too: accelerate would repeat eval rows on some processes, and count their tokens twice
+        eval_dataset=_even(data.eval, o.micro_batch_size * world) if has_eval else None,
         data_collator=PackedCollator(pad_id(tokenizer), cfg.max_length),
         processing_class=tokenizer,
         callbacks=callbacks,
@@ -272,20 +304,25 @@ def last_complete_checkpoint(out: Path) -> Path | None:
     return None
 
 
-def _check_output_dir(out: Path, resume: bool, smoke: bool) -> Path | None:
-    """The checkpoint to resume from, if any. A fresh smoke run replaces an earlier smoke run's folder; a real run
-    never starts in, or resumes, a smoke run's folder, nor overwrites a real run's checkpoints."""
-    import shutil
-
-    is_smoke_folder = (out / SMOKE_MODEL_DIR).is_dir()
-    if is_smoke_folder and not smoke:
+def _check_output_dir(out: Path, resume: bool, smoke: bool, dry_run: bool = False) -> Path | None:
+    """The checkpoint to resume from, if any. A smoke run writes only into an empty folder or an earlier smoke
+    run's (marked by SMOKE_MARKER), whose outputs it replaces; a real run never starts in, or resumes, a smoke run's
+    folder, nor overwrites a real run's checkpoints. With `dry_run`, the same checks and nothing removed."""
+    marked = (out / SMOKE_MARKER).is_file()
+    if marked and not smoke:
         raise UserError(
             f"{out} holds a --smoke run (a tiny random model); choose another --run.output_dir for the real run"
         )
+    if smoke and not resume:
+        if marked:
+            if not dry_run:
+                _remove_smoke_outputs(out)  # an earlier smoke run: throwaway by design
+            return None
+        if out.is_dir() and any(out.iterdir()):
+            raise UserError(
+                f"{out} is not empty and holds no --smoke run; give --smoke an empty or new folder with --output-dir"
+            )
     found = sorted(p.name for p in out.glob("checkpoint-*")) if out.is_dir() else []
-    if smoke and not resume and is_smoke_folder:
-        shutil.rmtree(out)  # an earlier smoke run: throwaway by design
-        return None
     last = last_complete_checkpoint(out) if found else None
     if resume and last is None:
         raise UserError(
@@ -299,7 +336,18 @@ def _check_output_dir(out: Path, resume: bool, smoke: bool) -> Path | None:
     return last
 
 
-def _plateau_watch(cfg: Config, data: TrainData, model_config, config_path, out: Path, world: int, say):
+def _remove_smoke_outputs(out: Path) -> None:
+    """What a smoke run writes, and nothing else: the folder was marked as a smoke run's when it was empty."""
+    import shutil
+
+    for p in out.iterdir():
+        if p.name in SMOKE_OUTPUTS or p.name.startswith("checkpoint-"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _plateau_watch(
+    cfg: Config, data: TrainData, model_config, config_path, out: Path, world: int, plan, say, resuming: bool
+):
     """The guide's start-up checks, and the callback that watches for plateaus with this run's own numbers."""
     from train.advice import start_warnings
     from train.data import analysis_at
@@ -307,13 +355,13 @@ def _plateau_watch(cfg: Config, data: TrainData, model_config, config_path, out:
     from train.plateau_watch import PlateauWatch
 
     rows = data.train
-    for warning in start_warnings(cfg, rows.conversations / max(len(rows), 1)):
+    for warning in start_warnings(cfg, rows.conversations / max(len(rows), 1), world):
         say(f"warning: {warning}")
     analysis = analysis_at(cfg, data.tokenized, model_config)
     per_step = cfg.optim.micro_batch_size * cfg.optim.grad_accum_steps * world
     scale = StepScale.from_plan(rows.conversations, max(len(rows), 1), rows.real_tokens, per_step)
     base = Path(config_path).read_text(encoding="utf-8") if config_path else None
-    return PlateauWatch(cfg, out, scale, analysis, base, say)
+    return PlateauWatch(cfg, out, plan.plateau_steps, scale, analysis, base, say, resuming)
 
 
 def _plot_losses(out: Path, say) -> None:
@@ -340,7 +388,7 @@ def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, 
     if dry_run:
         say(f"auto-maxlen: dry run, {target} left as it is")
     else:
-        created = write_back(target, analysis, __version__)
+        created = decided_by_main(lambda: write_back(target, analysis, __version__))
         say(f"auto-maxlen: {'created' if created else 'updated'} {target}: max_length = {value}")
     prov["max_length"] = f"auto: {analysis.suggestion.reason}"
     if smoke and value > SMOKE_MAX_LENGTH:
@@ -391,7 +439,8 @@ def _non_finite_message(cfg: Config, e, out: Path, precision) -> str:
     return (
         f"the training loss became {e.value} at step {e.step}, likely {cause}; nothing from that step was applied "
         f"or saved, {kept} after pulling a lever: lower --optim.learning_rate (now {cfg.optim.learning_rate:g}), "
-        f"raise --optim.warmup_steps (now {cfg.optim.warmup_steps}), or lower --lora.alpha (now {cfg.lora.alpha})"
+        f"raise --schedule.warmup (now {cfg.schedule.warmup:g} guide steps), or lower --lora.alpha (now "
+        f"{cfg.lora.alpha})"
     )
 
 

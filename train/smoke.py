@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analyze.errors import UserError
+
 # Small enough to train on a CPU, large enough that 4-bit blocks (64 values) and LoRA layers are real.
 TINY = {
     "hidden_size": 64,
@@ -24,17 +26,35 @@ SMOKE_MODEL_DIR = "smoke-model"  # inside the smoke run's folder; also what mark
 
 def tiny_config(model_config, tokenizer):
     """The model's (text) config with tiny sizes and the tokenizer's vocabulary and special tokens."""
-    from train.model import text_config
+    from analyze.tokenizer import text_config
 
     config = text_config(model_config)
     values = config.to_dict()
     values.pop("layer_types", None)  # derived from num_hidden_layers again
-    values.update({k: v for k, v in TINY.items() if k in values})
+    tiny = dict(TINY)
+    head_dim = values.get("head_dim") or values["hidden_size"] // values["num_attention_heads"]
+    if _rope_lists(values):  # per-dimension rope factors (Phi-3.5 longrope) fix the head size: keep it, fewer heads
+        heads = max(1, TINY["hidden_size"] // head_dim)
+        tiny |= {"head_dim": head_dim, "num_attention_heads": heads, "num_key_value_heads": heads,
+                 "hidden_size": head_dim * heads}  # fmt: skip
+    values.update({k: v for k, v in tiny.items() if k in values})
     values["vocab_size"] = -(-len(tokenizer) // 64) * 64  # every id of the real tokenizer, rounded like Qwen's
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         values[key] = getattr(tokenizer, key, None)
     values["use_cache"] = False
-    return type(config).from_dict(values)
+    try:
+        return type(config).from_dict(values)
+    except Exception as e:  # transformers validates configs strictly; an architecture we cannot shrink
+        raise UserError(
+            f"--smoke cannot build a tiny {config.model_type} model ({str(e).splitlines()[0][:160]}); check data and "
+            "config with --dry-run instead"
+        ) from None
+
+
+def _rope_lists(values: dict) -> bool:
+    """Whether the rope settings hold per-dimension lists, whose length is tied to the head size."""
+    rope = values.get("rope_parameters") or values.get("rope_scaling") or {}
+    return isinstance(rope, dict) and any(isinstance(v, list) for v in rope.values())
 
 
 def build_tiny_model(model_config, tokenizer, folder: Path, seed: int = 0) -> Path:

@@ -39,11 +39,15 @@ class PackedTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         real = inputs.pop("real_tokens", None)
         labels = inputs["labels"]
-        outputs = model(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False)
-        total, count = token_loss_sum(outputs.logits, labels)
-        if model.training and not torch.isfinite(total):
-            # before backward: the weights and the last checkpoint on disk are still good
-            raise NonFiniteLoss(self.state.global_step + 1, float(total.detach()))
+        try:
+            outputs = model(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False)
+            total, count = token_loss_sum(outputs.logits, labels)
+        except torch.cuda.OutOfMemoryError:
+            if not model.training or self.args.world_size == 1:
+                raise
+            outputs, total, count = None, None, None  # tell the other processes before anyone goes on
+        if model.training:
+            self._stop_together(total)  # before backward: the weights and the last checkpoint are still good
         if model.training:
             if real is not None:
                 self._tokens += torch.tensor([float(real.sum()), float(labels.numel())], dtype=torch.float64)
@@ -57,6 +61,23 @@ class PackedTrainer(Trainer):
             self._eval += torch.tensor([total.item(), count.item()], dtype=torch.float64)
             loss = total / count.clamp(min=1)
         return (loss, outputs) if return_outputs else loss
+
+    def _stop_together(self, total: torch.Tensor | None) -> None:
+        """Raise on every process when any of them ran out of memory (`total` None) or has a non-finite loss.
+
+        All processes reach this point in the same micro-step, so one small all-reduce decides for all: a process
+        that stopped alone would leave the others waiting in the gradient all-reduce until the timeout.
+        """
+        status = torch.tensor(
+            [float(total is None), 0.0 if total is None else float(total.detach())], dtype=torch.float64
+        )
+        if self.args.world_size > 1:
+            status = self.accelerator.reduce(status.to(self.args.device), reduction="sum").cpu()
+        step = self.state.global_step + 1
+        if status[0] > 0:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory in a process at step {step}")
+        if not torch.isfinite(status[1]):
+            raise NonFiniteLoss(step, float(status[1]))
 
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"

@@ -1,0 +1,15 @@
+"""The worked examples in train/'s docstrings run (pytest collects doctests from analyze/ only: train/ needs torch)."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["train.schedule", "train.launch", "train.advice", "train.plateau", "train.plateau_report",
+           "train.plateau_watch", "train.rows", "train.collate", "train.loss", "train.overrides"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.failed == 0 and result.attempted > 0
