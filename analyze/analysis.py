@@ -172,7 +172,7 @@ def held_out(table, cfg: Config) -> np.ndarray:
     fraction = 0.0 if cfg.data.eval else cfg.data.eval_fraction
     if fraction == 0:
         return np.zeros(len(table), dtype=bool)
-    return eval_mask(table.content_hash, fraction, cfg.optim.seed)
+    return eval_mask(table.content_hash, fraction, cfg.optim.seed, cfg.data.eval_max)
 
 
 def analyze_files(

@@ -92,7 +92,10 @@ class Writer:
         (self.tmp / "meta.json").write_text(json.dumps(meta))
         final = cache_root() / self.key
         shutil.rmtree(final, ignore_errors=True)
-        os.replace(self.tmp, final)
+        try:
+            os.replace(self.tmp, final)
+        except OSError:  # another process published the same entry (same data, same tokenizer) just now: use it
+            shutil.rmtree(self.tmp, ignore_errors=True)
         _evict(cache_root())
         return np.load(final / "ids.npy", mmap_mode="r")
 

@@ -55,6 +55,9 @@ class DataConfig:
         ge=0.0,
         lt=0.5,
     )
+    eval_max: int = _f(
+        2000, "…and at most this many conversations (the lowest hashes), so evaluating stays cheap on big data", ge=1
+    )
 
 
 @dataclass
@@ -129,7 +132,10 @@ class ScheduleConfig:
     eval_every: float = _f(200, "evaluate every N guide steps…", gt=0)
     save_every: float = _f(200, "save a checkpoint every N guide steps… (--resume continues from the last)", gt=0)
     min_evals: int = _f(
-        8, "…shortened so the run has at least this many evaluations and checkpoints (0 = never shortened)", ge=0
+        8, "…shortened so the run has at least this many evaluations and checkpoints (0 = never shortened)…", ge=0
+    )
+    max_evals: int = _f(
+        100, "…and lengthened so it has at most this many (each costs a pass over the eval set; 0 = no limit)", ge=0
     )
     plateau_window: float = _f(
         1000, "plateau watch: eval loss flat across this many guide steps (the guide: 2+ evals, 1000+ steps)…", gt=0

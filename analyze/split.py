@@ -36,9 +36,15 @@ def content_hash(example: Example) -> int:
     return int.from_bytes(hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
-def eval_mask(hashes: np.ndarray, eval_fraction: float, seed: int) -> np.ndarray:
+def eval_mask(hashes: np.ndarray, eval_fraction: float, seed: int, max_count: int | None = None) -> np.ndarray:
     """True for the records held out for eval. At least one when `eval_fraction` > 0 and there are two or more
-    distinct conversations, never all of them."""
+    distinct conversations, never all of them; at most about `max_count` (the lowest scores; duplicates of the
+    last one too).
+
+    >>> h = np.arange(100_000, dtype=np.uint64)
+    >>> int(eval_mask(h, 0.05, 0).sum()), int(eval_mask(h, 0.05, 0, max_count=2000).sum())
+    (5058, 2000)
+    """
     n = len(hashes)
     if eval_fraction <= 0 or n == 0:
         return np.zeros(n, dtype=bool)
@@ -49,6 +55,8 @@ def eval_mask(hashes: np.ndarray, eval_fraction: float, seed: int) -> np.ndarray
         held = score == lowest
         if held.all():
             return np.zeros(n, dtype=bool)
+    if max_count is not None and int(held.sum()) > max_count:  # big data: the lowest scores, a fixed set too
+        held &= score <= np.partition(score[held], max_count - 1)[max_count - 1]
     return held
 
 

@@ -144,7 +144,8 @@ def test_the_default_schedule_fits_any_data_size():
         assert s.evals - 1 >= 8 and s.checkpoints >= 8
         assert s.plateau_steps <= s.total_steps and not s.warnings, (conversations, s.warnings)
     big = schedule(Config(), 2_000_000 // 3, 2_000_000, has_eval=True)
-    assert "capped" not in big.conversions[0] and "shortened" not in big.conversions[1]  # the guide's own numbers
+    assert "capped" not in big.conversions[0]  # the guide's own warmup, 200 guide steps
+    assert "lengthened to" in big.conversions[1] and big.evals <= 101  # evaluations are bounded (max_evals)
 
 
 def test_settings_that_cannot_take_effect_say_so():
@@ -157,3 +158,32 @@ def test_settings_that_cannot_take_effect_say_so():
     assert "warmup of" in text and "never decays" in text and "schedule.warmup" in text
     assert "only at the start and the end" in text and "a killed run cannot be resumed" in text
     assert "no eval set" in schedule(Config(), 100, 300, has_eval=False).warnings[-1]
+
+
+def test_a_resumed_run_with_its_advice_written_still_stops(tmp_path):
+    from transformers import TrainerControl, TrainerState
+
+    from analyze.config import with_values
+    from train.plateau_watch import PlateauWatch
+
+    evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
+    state = TrainerState()
+    state.log_history = [{"step": s, "loss": v} for s, v in train] + [{"step": s, "eval_loss": v} for s, v in evals]
+    state.global_step = evals[-1][0]
+    (tmp_path / "plateau.json").write_text("{}")
+    cfg = with_values(Config(), {"plateau.action": "stop"})
+    watch = PlateauWatch(cfg, tmp_path, 1000, resuming=True, say=lambda line: None)
+    control = TrainerControl()
+    watch.on_evaluate(None, state, control)
+    assert watch.verdict.kind == "plateau" and control.should_training_stop
+    assert (tmp_path / "plateau.json").read_text() == "{}"  # not written again
+
+
+def test_a_run_shorter_than_min_evals_says_so():
+    from train.schedule import schedule
+
+    s = schedule(Config(), train_rows=40, train_conversations=100, has_eval=True)  # 3 steps per epoch × 3 = 9
+    assert s.total_steps == 9 and not any("fewer than schedule.min_evals" in w for w in s.warnings)
+    s = schedule(Config(), train_rows=8, train_conversations=20, has_eval=True)  # 1 step per epoch × 3 = 3
+    assert s.total_steps == 3 and any("fewer than schedule.min_evals (8)" in w for w in s.warnings)
+    assert s.logging_steps == 1  # fitted so the plateau window holds train losses

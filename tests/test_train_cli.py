@@ -114,3 +114,27 @@ def test_auto_maxlen_sets_writes_and_tokenizes_once(tmp_path, write_jsonl, capsy
     assert "lora.alpha                 = 16  (default)" in out
     saved = (tmp_path / "out" / "config.yaml").read_text()
     assert "max_length: " + str(cfg.max_length) in saved and "# auto: p99" in saved
+
+
+def test_a_fresh_run_starts_its_logs_anew(tmp_path):
+    from train.run import _check_output_dir
+
+    (tmp_path / "log.csv").write_text("step,train_loss\n1,3.0\n")  # a run stopped before its first checkpoint
+    (tmp_path / "plateau.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert _check_output_dir(tmp_path, resume=False, smoke=False) is None
+    assert not (tmp_path / "log.csv").exists() and not (tmp_path / "plateau.json").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_several_gpus_in_a_notebook_say_how_instead_of_restarting(monkeypatch):
+    import pytest
+    import torch
+
+    from analyze.errors import UserError
+    from train.launch import restart_on_one_gpu_if_needed
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(UserError, match=r"CUDA_VISIBLE_DEVICES=0 .* accelerate launch --multi_gpu --num_processes 2"):
+        restart_on_one_gpu_if_needed(["--config", "not-the-command-line.yaml"])

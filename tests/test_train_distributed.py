@@ -179,6 +179,32 @@ def test_a_non_finite_loss_on_one_process_stops_both(tmp_path):
     assert not (out / "adapter").exists()
 
 
+def test_decisions_and_writes_happen_once_on_cpu_launches_too(tmp_path):
+    """accelerate calls every CPU process "main"; train/ranks.py asks the process group, so actions run once."""
+    proc = subprocess.run([_launcher(), *LAUNCH, __file__, "once", str(tmp_path)], env=_env(), capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "decided.txt").read_text() == "0\n"  # written by the main process alone
+    assert sorted((tmp_path / "first.txt").read_text().split()) == ["0", "1"]  # main_first: every process, main first
+    assert (tmp_path / "first.txt").read_text().split()[0] == "0"
+    assert sorted((tmp_path / "results.txt").read_text().split()) == ["0:0", "1:0"]  # everyone got main's result
+
+
+def once(out: Path) -> None:
+    from train.ranks import decided_by_main, main_first
+
+    rank = os.environ["RANK"]
+
+    def append(name: str, text: str) -> str:
+        with open(out / name, "a") as f:
+            f.write(text + "\n")
+        return rank
+
+    result = decided_by_main(lambda: append("decided.txt", rank))
+    main_first(lambda: append("first.txt", rank))
+    append("results.txt", f"{rank}:{result}")
+
+
 def nan_on_rank_1(out: Path, argv: list[str]) -> None:
     """Worker: `train` with the loss of rank 1's third training micro-batch (step 2) made nan; exit code and stderr
     of each rank go to files."""
@@ -211,5 +237,7 @@ def nan_on_rank_1(out: Path, argv: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "nan-on-rank-1":
         nan_on_rank_1(Path(sys.argv[2]), sys.argv[3:])
+    elif sys.argv[1] == "once":
+        once(Path(sys.argv[2]))
     else:
         worker(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -49,5 +49,13 @@ class CsvLog(TrainerCallback):
             w.writerow([state.global_step] + [_fmt(logs.get(_FROM.get(c, c))) for c in COLUMNS[1:]])
 
 
+class ScheduleFromArgs(TrainerCallback):
+    """A resumed run keeps this run's eval, save and logging cadence: Trainer would take them from the checkpoint's
+    trainer_state.json, planned for another schedule (another max_steps, or another number of processes)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.eval_steps, state.save_steps, state.logging_steps = args.eval_steps, args.save_steps, args.logging_steps
+
+
 def _fmt(v) -> str:
     return "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)

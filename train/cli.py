@@ -83,6 +83,7 @@ def plot_command(argv: list[str]) -> int:
 
 def run_from_args(argv: list[str] | None = None):
     """Parse, resolve the config, print it, run; returns the `RunResult` (tests inspect the trained model)."""
+    argv = sys.argv[1:] if argv is None else argv
     from analyze.config import read_yaml, rebase_paths
     from train.overrides import parse_overrides, resolve
 
@@ -122,7 +123,7 @@ def run_from_args(argv: list[str] | None = None):
         _say(line)
     return run(
         cfg, prov, config_path, smoke=args.smoke, auto_maxlen=args.auto_maxlen, resume=args.resume,
-        dry_run=args.dry_run, say=_say,
+        dry_run=args.dry_run, say=_say, argv=argv,
     )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import Plan, make_plan
 from analyze.stats import optimizer_steps
 from analyze.tokenizer import model_positions
+from train.ranks import main_first
 from train.rows import PackedRows
 
 
@@ -51,7 +52,8 @@ class TrainData:
 
 
 def tokenize(cfg: Config, tokenizer, files: list) -> Tokenized:
-    tokenized = tokenize_files(files, tokenizer, fmt=cfg.data.format, keep_ids=True)
+    """The files' token table with ids; with several processes the main one tokenizes (and fills the cache) first."""
+    tokenized = main_first(lambda: tokenize_files(files, tokenizer, fmt=cfg.data.format, keep_ids=True))
     if not len(tokenized.table):
         raise UserError(
             f"no usable record in {', '.join(map(str, files))} ({tokenized.skips.total} skipped: "

@@ -30,6 +30,7 @@ class Restart:
     argv: list[str]
     env: dict[str, str]
     message: str
+    all_gpus: str  # the command that trains on every visible GPU
 
 
 def one_gpu_restart(gpus: int, args: list[str], env: dict[str, str], python: str) -> Restart | None:
@@ -43,15 +44,25 @@ def one_gpu_restart(gpus: int, args: list[str], env: dict[str, str], python: str
         f"train: {gpus} GPUs are visible but no launcher started one process per GPU: training on GPU {first} only. "
         f"To train on all {gpus}: {command}"
     )
-    return Restart([python, "-m", "train", *args], {**env, "CUDA_VISIBLE_DEVICES": first, RESTARTED: "1"}, message)
+    # PYTHONSAFEPATH: `-m train` must find this package, not a train.py in the working folder (Python 3.11+)
+    child_env = {**env, "CUDA_VISIBLE_DEVICES": first, RESTARTED: "1", "PYTHONSAFEPATH": "1"}
+    return Restart([python, "-m", "train", *args], child_env, message, command)
 
 
-def restart_on_one_gpu_if_needed() -> None:
-    """Called once the run is known to use CUDA: restart this process on one GPU when several are visible."""
+def restart_on_one_gpu_if_needed(args: list[str]) -> None:
+    """Called once the run is known to use CUDA: restart `train ARGS` on one GPU when several are visible. Only a
+    command-line run restarts itself; called from Python (a notebook) it stops with the fix instead."""
     import torch
 
-    plan = one_gpu_restart(torch.cuda.device_count(), sys.argv[1:], dict(os.environ), sys.executable)
+    from analyze.errors import UserError
+
+    plan = one_gpu_restart(torch.cuda.device_count(), args, dict(os.environ), sys.executable)
     if plan is None:
         return
+    if args != sys.argv[1:]:
+        raise UserError(
+            f"several GPUs are visible but no launcher started one process per GPU; set CUDA_VISIBLE_DEVICES="
+            f"{plan.env['CUDA_VISIBLE_DEVICES']} before anything imports torch, or run: {plan.all_gpus}"
+        )
     print(plan.message, file=sys.stderr, flush=True)
     os.execve(plan.argv[0], plan.argv, plan.env)

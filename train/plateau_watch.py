@@ -40,16 +40,16 @@ class PlateauWatch(TrainerCallback):
         # their next collective. (The histories are the same on every rank; the broadcast makes it certain.)
         verdict = check(evals, train, self.cfg.plateau, self.window_steps) if state.is_world_process_zero else None
         self.verdict = verdict = from_main(verdict)
-        if not verdict.found or self.reported:
+        if not verdict.found:
             return
-        self.reported = True
-        if state.is_world_process_zero:
+        if not self.reported and state.is_world_process_zero:
             for line in summary_lines(verdict, self.scale):
                 self.say(f"plateau watch: {line}")
             options = write_plateau_report(self.out_dir, verdict, self.cfg, self.scale, self.analysis, self.base_text)
             first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
             self.say(f"plateau watch: next run: {first} → {self.out_dir / 'next_config.yaml'} (all levers: plateau.md)")
-        if self.cfg.plateau.action == "stop":
+        self.reported = True
+        if self.cfg.plateau.action == "stop":  # also after a resume that found the advice already written
             self.say("plateau watch: stopping (plateau.action: stop); the last checkpoint is kept")
             control.should_training_stop = True
             control.should_save = True

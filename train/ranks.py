@@ -27,20 +27,47 @@ def decided_by_main(action: Callable[[], T]) -> T:
     if world_size() == 1:
         return action()
     import torch.distributed as dist
-    from accelerate import PartialState
 
-    state = PartialState()  # joins the process group the launcher set up (Trainer would do the same later)
+    _join_process_group()
     box: list = [None]
-    if state.is_main_process:
+    failure: BaseException | None = None
+    if dist.get_rank() == 0:
         try:
             box = [("ok", action())]
-        except UserError as e:
-            box = [("error", str(e))]
+        except Exception as e:  # any error: the others must not wait for a result that never comes
+            failure = e
+            box = [("error", str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}")]
     dist.broadcast_object_list(box, src=0)
     kind, value = box[0]
+    if failure is not None and not isinstance(failure, UserError):
+        raise failure  # the main process shows the real error, with its traceback
     if kind == "error":
         raise RunStopped(value)
     return value
+
+
+def main_first(action: Callable[[], T]) -> T:
+    """`action()` on the main process first, then on the others (e.g. tokenizing: the main process fills the cache
+    the others then read, instead of every process writing the same entry at once)."""
+    if world_size() == 1:
+        return action()
+    import torch.distributed as dist
+
+    _join_process_group()
+    mine: list = []
+    decided_by_main(lambda: mine.append(action()))
+    return mine[0] if dist.get_rank() == 0 else action()
+
+
+def _join_process_group() -> None:
+    """Join the process group the launcher set up, as Trainer would later (accelerate picks gloo on a CPU).
+
+    accelerate's `PartialState` calls every CPU process "main" (DistributedType.NO), so ranks are read from the
+    process group itself.
+    """
+    from accelerate import PartialState
+
+    PartialState()
 
 
 def from_main(value: T) -> T:

@@ -37,11 +37,10 @@ ADAPTER_DIR = "adapter"
 LOG_CSV = "log.csv"
 RESOLVED_CONFIG = "config.yaml"
 SMOKE_MARKER = ".lengthscan-smoke"  # in a smoke run's folder: it may be replaced by the next smoke run
-# everything a run writes into its folder, besides checkpoint-*: what the next smoke run removes
-SMOKE_OUTPUTS = {
-    SMOKE_MARKER, SMOKE_MODEL_DIR, ADAPTER_DIR, LOG_CSV, RESOLVED_CONFIG, "tensorboard", "loss_curve.png",
-    "plateau.json", "plateau.md", "next_config.yaml",
-}  # fmt: skip
+# a run's logs and reports: a fresh run in a folder without checkpoints starts them anew (appending would mix runs)
+RUN_LOGS = {LOG_CSV, "loss_curve.png", "plateau.json", "plateau.md", "next_config.yaml"}
+# everything a smoke run writes into its folder, besides checkpoint-*: what the next smoke run removes
+SMOKE_OUTPUTS = RUN_LOGS | {SMOKE_MARKER, SMOKE_MODEL_DIR, ADAPTER_DIR, RESOLVED_CONFIG, "tensorboard"}
 
 
 @dataclass
@@ -82,8 +81,13 @@ def run(
     resume: bool = False,
     dry_run: bool = False,
     say: Callable[[str], None] = print,
+    argv: list[str] | None = None,
 ) -> RunResult:
-    """Check, tokenize, plan; then (unless `dry_run`) load the 4-bit model with LoRA, train and save."""
+    """Check, tokenize, plan; then (unless `dry_run`) load the 4-bit model with LoRA, train and save.
+
+    `argv`: the command line this run came from, to restart it on one GPU when several are visible (see
+    `train.launch`); None when called as a function.
+    """
     from analyze.reader import check_paths
     from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
     from train import data as data_mod
@@ -103,10 +107,10 @@ def run(
     if cfg.data.eval:
         check_paths(cfg.data.eval)
     device = None if dry_run else resolve_device(cfg.run.device, smoke)  # planning needs no GPU
-    if device == "cuda":
+    if device == "cuda" and argv is not None:
         from train.launch import restart_on_one_gpu_if_needed
 
-        restart_on_one_gpu_if_needed()  # several GPUs, no launcher: never DataParallel
+        restart_on_one_gpu_if_needed(argv)  # several GPUs, no launcher: never DataParallel
     out = Path(cfg.run.output_dir)
     last = decided_by_main(lambda: _check_output_dir(out, resume, smoke, dry_run))
     model_config = load_model_config(cfg.model)
@@ -218,7 +222,7 @@ def make_trainer(
     from transformers import TrainingArguments
     from transformers.integrations import TensorBoardCallback
 
-    from train.callbacks import CsvLog
+    from train.callbacks import CsvLog, ScheduleFromArgs
     from train.collate import PackedCollator
     from train.model import pad_id
     from train.trainer import PackedTrainer
@@ -249,7 +253,7 @@ def make_trainer(
         save_strategy="steps",
         save_steps=plan.save_steps,
         save_total_limit=r.save_total_limit,
-        logging_steps=r.logging_steps,
+        logging_steps=plan.logging_steps,
         logging_first_step=True,
         eval_on_start=has_eval and not resuming,  # the baseline (a resumed run has it in its history already)
         report_to="none",  # TensorBoard is added below with a fixed folder
@@ -259,7 +263,7 @@ def make_trainer(
         disable_tqdm=not sys.stderr.isatty(),
         ddp_find_unused_parameters=False,
     )
-    callbacks = [CsvLog(out / LOG_CSV), *extra_callbacks]
+    callbacks = [CsvLog(out / LOG_CSV), ScheduleFromArgs(), *extra_callbacks]
     if int(os.environ.get("RANK", 0)) == 0:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -333,6 +337,9 @@ def _check_output_dir(out: Path, resume: bool, smoke: bool, dry_run: bool = Fals
             f"{out} already holds checkpoints ({found[-1]}); pass --resume to continue that run, "
             "or choose another --run.output_dir"
         )
+    if not resume and not dry_run and out.is_dir():
+        for name in RUN_LOGS:  # left by a run stopped before its first checkpoint
+            (out / name).unlink(missing_ok=True)
     return last
 
 
@@ -340,7 +347,7 @@ def _remove_smoke_outputs(out: Path) -> None:
     """What a smoke run writes, and nothing else: the folder was marked as a smoke run's when it was empty."""
     import shutil
 
-    for p in out.iterdir():
+    for p in list(out.iterdir()):
         if p.name in SMOKE_OUTPUTS or p.name.startswith("checkpoint-"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 

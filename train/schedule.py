@@ -44,11 +44,13 @@ class Schedule:
     conversations_per_step: float  # conversations a packed optimizer step holds, on average
     conversations_per_guide_step: int
     conversions: list[str] = field(default_factory=list)  # how each number came from the config, one line each
+    logging_steps: int = 10
     warnings: list[str] = field(default_factory=list)  # settings that cannot take effect, with the fix
 
     def as_dict(self) -> dict:
         keys = ("steps_per_epoch", "total_steps", "warmup_steps", "eval_steps", "save_steps", "plateau_steps",
-                "evals", "checkpoints", "conversations_per_step", "conversations_per_guide_step")  # fmt: skip
+                "logging_steps", "evals", "checkpoints", "conversations_per_step",
+                "conversations_per_guide_step")  # fmt: skip
         return {k: round(v, 2) if isinstance(v, float) else v for k in keys if (v := getattr(self, k)) is not None}
 
     def lines(self) -> list[str]:
@@ -80,10 +82,14 @@ def schedule(cfg: Config, train_rows: int, train_conversations: int, has_eval: b
     cadence = {}
     for name, every in (("eval", s.eval_every), ("save", s.save_every)):
         steps = convert(f"{name} every", every)
-        fewest = max(total // s.min_evals, 1) if s.min_evals else None
-        if fewest is not None and steps > fewest:
-            convert.note(f"shortened to {fewest} so the run has at least {s.min_evals} (schedule.min_evals)")
-            steps = fewest
+        longest = max(total // s.min_evals, 1) if s.min_evals else None
+        shortest = math.ceil(total / s.max_evals) if s.max_evals else None
+        if longest is not None and steps > longest:
+            convert.note(f"shortened to {longest} so the run has at least {s.min_evals} (schedule.min_evals)")
+            steps = longest
+        elif shortest is not None and steps < shortest:
+            convert.note(f"lengthened to {shortest} so the run has at most {s.max_evals} (schedule.max_evals)")
+            steps = shortest
         cadence[name] = steps
     window = convert("plateau window", s.plateau_window)
     window_cap = max(math.ceil(s.plateau_max * total), (cfg.plateau.min_evals - 1) * cadence["eval"])
@@ -94,10 +100,16 @@ def schedule(cfg: Config, train_rows: int, train_conversations: int, has_eval: b
         )
         window = window_cap
 
+    logging = min(cfg.run.logging_steps, max(window // 3, 1))
+    if logging < cfg.run.logging_steps:
+        convert.lines.append(
+            f"logging every {logging} steps (run.logging_steps {cfg.run.logging_steps}, shortened so the plateau "
+            "window holds 3+ train losses)"
+        )
     evals = (1 + math.ceil(total / cadence["eval"])) if has_eval else 0
     plan = Schedule(
         per_epoch, total, warmup, cadence["eval"], cadence["save"], window, evals,
-        math.ceil(total / cadence["save"]), per_step, per_guide, convert.lines,
+        math.ceil(total / cadence["save"]), per_step, per_guide, convert.lines, logging_steps=logging,
     )  # fmt: skip
     plan.warnings = _cannot_take_effect(cfg, plan, has_eval)
     return plan
@@ -129,6 +141,11 @@ def _cannot_take_effect(cfg: Config, plan: Schedule, has_eval: bool) -> list[str
         out.append(
             f"warmup of {plan.warmup_steps} steps is the whole run ({total}): the learning rate never reaches its "
             "peak and never decays; lower schedule.warmup or schedule.warmup_max"
+        )
+    if 0 < total < cfg.schedule.min_evals:
+        out.append(
+            f"the run has {total} optimizer steps, fewer than schedule.min_evals ({cfg.schedule.min_evals}): at most "
+            f"{total} evaluations after the start; more data, more epochs or a lower max_length gives more steps"
         )
     if has_eval and plan.eval_steps > total:
         out.append(
