@@ -7,7 +7,7 @@ import pytest
 
 from analyze.config import Config, PlateauConfig, from_dict, load_config
 from train.advice import start_warnings
-from train.plateau import check
+from train.plateau import judge
 from train.plateau_report import StepScale, write_plateau_report
 
 EVAL_EVERY, LOG_EVERY = 250, 10
@@ -24,7 +24,7 @@ def history(curve, steps=4000, noise=0.0, seed=0, eval_curve=None):
 def test_real_plateau():
     # falls until step 1500, then flat at 2.4 with a tight oscillation
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
-    v = check(evals, train, PlateauConfig(), 1000)
+    v = judge(evals, train, PlateauConfig(), 1000)
     assert v.kind == "plateau"
     a, b = v.window
     assert b == 4000 and b - a >= 1000 and a >= 1500
@@ -32,45 +32,45 @@ def test_real_plateau():
 
 def test_steady_decrease_is_not_a_plateau():
     evals, train = history(lambda s: 3.6 - 0.0003 * s)
-    assert check(evals, train, PlateauConfig(), 1000).kind == "improving"
+    assert judge(evals, train, PlateauConfig(), 1000).kind == "improving"
 
 
 def test_noisy_but_improving_is_not_a_plateau():
     evals, train = history(lambda s: 3.2 * np.exp(-s / 6000) + 0.6, noise=0.25, seed=3)
-    v = check(evals, train, PlateauConfig(), 1000)
+    v = judge(evals, train, PlateauConfig(), 1000)
     assert v.kind == "improving", v.evidence
 
 
 def test_eval_flat_but_train_still_falling_is_not_a_plateau():
     evals, train = history(lambda s: 3.0 - 0.0002 * s, eval_curve=lambda s: 2.5)
-    v = check(evals, train, PlateauConfig(), 1000)
+    v = judge(evals, train, PlateauConfig(), 1000)
     assert v.kind != "plateau"
 
 
 def test_overfitting():
     # train keeps falling; eval bottoms out at step 2000 and rises: the gap widens
     evals, train = history(lambda s: 3.0 - 0.0003 * s, eval_curve=lambda s: 2.5 + 0.0001 * abs(s - 2000))
-    v = check(evals, train, PlateauConfig(), 1000)
+    v = judge(evals, train, PlateauConfig(), 1000)
     assert v.kind == "overfitting" and "gap widening" in v.evidence[0]
 
 
 def test_too_early():
     evals, train = history(lambda s: 2.4, steps=900)
-    v = check(evals, train, PlateauConfig(), 1000)
+    v = judge(evals, train, PlateauConfig(), 1000)
     assert v.kind == "too_early"  # flat, but 900 steps are fewer than the guide's 1000
 
 
 def test_thresholds_come_from_the_config():
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
-    assert check(evals, train, PlateauConfig(), 1000).kind == "plateau"
+    assert judge(evals, train, PlateauConfig(), 1000).kind == "plateau"
     strict = from_dict({"plateau": {"min_evals": 20}}).plateau  # 16 evaluations in 4000 steps: not enough
-    assert check(evals, train, strict, 1000).kind == "too_early"
-    assert check(evals, train, PlateauConfig(), 5000).kind == "too_early"  # a window longer than the run
+    assert judge(evals, train, strict, 1000).kind == "too_early"
+    assert judge(evals, train, PlateauConfig(), 5000).kind == "too_early"  # a window longer than the run
 
 
 def test_advice_files(tmp_path):
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
-    v = check(evals, train, PlateauConfig(), 1000)
+    v = judge(evals, train, PlateauConfig(), 1000)
     base = "# my run\nlora:\n  r: 16  # rank\n  alpha: 16\n"
     cfg = from_dict({"lora": {"r": 16, "alpha": 16}})
     scale = StepScale(conversations=48.0, tokens=24_000.0)
@@ -112,7 +112,7 @@ def test_loss_plot_shades_the_window(tmp_path):
     lines = ["step,train_loss,eval_loss,learning_rate,tokens_per_second,real_token_share"]
     lines += [f"{s},{t},{e},,," for s, t, e in (rows[k] for k in sorted(rows))]
     (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
-    write_plateau_report(tmp_path, check(evals, train, PlateauConfig(), 1000), Config(), None)
+    write_plateau_report(tmp_path, judge(evals, train, PlateauConfig(), 1000), Config(), None)
     png = plot_run(tmp_path)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -125,11 +125,11 @@ def test_a_resumed_history_counts_each_step_once(tmp_path):
 
     logged = [{"step": 4, "loss": 3.0}, {"step": 4, "eval_loss": 3.2}, {"step": 4, "eval_loss": 3.2},
               {"step": 6, "loss": 2.9}, {"step": 6, "loss": 2.8}]  # fmt: skip
-    assert history(logged) == ([(4, 3.0), (6, 2.8)], [(4, 3.2)])
-    # the advice was written before the kill: a resumed run does not write it again
-    (tmp_path / "plateau.json").write_text("{}")
-    assert PlateauWatch(Config(), tmp_path, 100, resuming=True).reported
-    assert not PlateauWatch(Config(), tmp_path, 100, resuming=False).reported
+    assert history(logged)[:2] == ([(4, 3.0), (6, 2.8)], [(4, 3.2)])
+    # the advice was written before the kill: a resumed run does not write the same advice again
+    (tmp_path / "plateau.json").write_text('{"verdict": "plateau"}')
+    assert PlateauWatch(Config(), tmp_path, 100, resuming=True).reported == "plateau"
+    assert PlateauWatch(Config(), tmp_path, 100, resuming=False).reported is None
 
 
 def test_the_default_schedule_fits_any_data_size():
@@ -167,16 +167,21 @@ def test_a_resumed_run_with_its_advice_written_still_stops(tmp_path):
     from train.plateau_watch import PlateauWatch
 
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
-    state = TrainerState()
-    state.log_history = [{"step": s, "loss": v} for s, v in train] + [{"step": s, "eval_loss": v} for s, v in evals]
-    state.global_step = evals[-1][0]
-    (tmp_path / "plateau.json").write_text("{}")
+    (tmp_path / "plateau.json").write_text('{"verdict": "plateau"}')
     cfg = with_values(Config(), {"plateau.action": "stop"})
     watch = PlateauWatch(cfg, tmp_path, 1000, resuming=True, say=lambda line: None)
-    control = TrainerControl()
-    watch.on_evaluate(None, state, control)
-    assert watch.verdict.kind == "plateau" and control.should_training_stop
-    assert (tmp_path / "plateau.json").read_text() == "{}"  # not written again
+    stops = []
+    for upto in (evals[-2][0], evals[-1][0]):  # `action: stop` needs the verdict at two evaluations in a row
+        state = TrainerState()
+        state.log_history = [{"step": s, "loss": v} for s, v in train if s <= upto] + [
+            {"step": s, "eval_loss": v} for s, v in evals if s <= upto
+        ]
+        state.global_step = upto
+        control = TrainerControl()
+        watch.on_evaluate(None, state, control)
+        stops.append((watch.verdict.kind, control.should_training_stop))
+    assert stops == [("plateau", False), ("plateau", True)]
+    assert (tmp_path / "plateau.json").read_text() == '{"verdict": "plateau"}'  # the same advice: not rewritten
 
 
 def test_a_run_shorter_than_min_evals_says_so():

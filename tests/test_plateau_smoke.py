@@ -7,7 +7,7 @@ from analyze.config import load_config
 from tests.conftest import SAMPLE
 from train.cli import main, run_from_args
 from train.loss_plot import read_log
-from train.plateau import check
+from train.plateau import judge
 
 
 def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path, capsys):
@@ -15,18 +15,19 @@ def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path
     config = tmp_path / "mine.yaml"
     config.write_text(f"# my smoke check\ndata:\n  train: [{SAMPLE}]\nlora:\n  r: 8  # small\n  alpha: 8\n")
     # thresholds loose enough that 4 steps of a random model count as "flat": the mechanics, not the judgement
-    loose = ["--schedule.plateau_max", "0.5", "--plateau.eval_tolerance", "0.5", "--plateau.train_band", "10",
-             "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
+    # an evaluation every 2 steps, a window of 4
+    loose = ["--schedule.plateau_max", "0.5", "--schedule.min_evals", "4", "--plateau.eval_tolerance", "0.5",
+             "--plateau.train_band", "10", "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
     run_from_args(["--config", str(config), "--smoke", "--output-dir", str(out), *loose])
     printed = capsys.readouterr().out
     assert "plateau watch: plateau at step 4" in printed and "2.3–2.5" in printed
-    assert "stopping (plateau.action: stop)" in printed
+    assert "stopping (plateau at two evaluations in a row, plateau.action: stop)" in printed
 
     with open(out / "log.csv") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
-    assert max(steps) == 4  # stopped at the first evaluation that found the plateau, not at max_steps 8
+    assert max(steps) == 6  # stopped at the second evaluation that found the plateau, not at max_steps 8
     doc = json.loads((out / "plateau.json").read_text())
-    assert doc["verdict"] == "plateau" and doc["window"]["steps"] == [0, 4]
+    assert doc["verdict"] == "plateau" and doc["window"]["steps"] == [0, 4]  # written once, at its first finding
     assert doc["window"]["conversations"] > 4 * 4  # packed rows hold several conversations per step
     lever5 = doc["levers"][4]
     assert lever5["number"] == 5 and "% of conversations are longer" in lever5["why"]  # this run's own numbers
@@ -35,10 +36,13 @@ def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path
     assert "# my smoke check" in (out / "next_config.yaml").read_text()
     assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
-    # the same verdict from the log on disk, with the same thresholds
-    train, evals = read_log(out / "log.csv")
-    cfg = load_config(out / "config.yaml")
-    assert check(evals, train, cfg.plateau, 4).kind == "plateau"  # the window: 50% of the 8 steps
+    # the same verdicts from the log on disk: `train watch` replays every evaluation as the live watch judged it
+    live = [json.loads(line) for line in (out / "watch.jsonl").read_text().splitlines()]
+    assert main(["watch", str(out), "--json"]) == 0
+    replayed = json.loads(capsys.readouterr().out)
+    assert [(e["step"], e["verdict"]) for e in replayed["per_eval"]] == [(e["step"], e["verdict"]) for e in live]
+    assert [e["verdict"] for e in live] == ["too_early", "too_early", "plateau", "plateau"]
+    assert replayed["first_warning_step"] == 4 and replayed["window_steps"] == 4
     # and `train plot RUN_DIR` redraws the figure on demand
     (out / "loss_curve.png").unlink()
     assert main(["plot", str(out)]) == 0 and (out / "loss_curve.png").is_file()
@@ -53,5 +57,5 @@ def test_the_guides_window_is_fitted_to_a_short_run(tmp_path, capsys):
     assert "plateau window: 1000 guide steps = 4,000 conversations" in printed
     assert "capped at 2, 25% of the run (schedule.plateau_max)" in printed
     train, evals = read_log(out / "log.csv")
-    assert check(evals, train, load_config(out / "config.yaml").plateau, 1000).kind == "too_early"
+    assert judge(evals, train, load_config(out / "config.yaml").plateau, 1000).kind == "too_early"
     assert (out / "loss_curve.png").is_file()

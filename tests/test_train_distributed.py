@@ -116,14 +116,14 @@ def _steps(log: Path) -> dict:
 
 def test_a_plateau_stop_stops_both_processes(tmp_path):
     out = tmp_path / "run"
-    loose = ["--schedule.plateau_max", "0.5", "--plateau.eval_tolerance", "0.5", "--plateau.train_band", "10",
-             "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
+    loose = ["--schedule.plateau_max", "0.5", "--schedule.min_evals", "4", "--plateau.eval_tolerance", "0.5",
+             "--plateau.train_band", "10", "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
     cmd = [_launcher(), *LAUNCH, "-m", "train", "--smoke", "--data.train", str(SAMPLE_FILE), "--output-dir", str(out),
            *loose]  # fmt: skip
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]  # both processes ended cleanly, none waits in a collective
     log = _steps(out / "log.csv")
-    assert max(log["train"]) == 4  # stopped at the evaluation that found the plateau, not at max_steps 8
+    assert max(log["train"]) == 6  # stopped at the second evaluation that found the plateau, not at max_steps 8
     assert all(n == 1 for n in log["rows"].values())  # each step logged once, by the main process
     assert proc.stdout.count("plateau watch: stopping") == 1 and (out / "plateau.json").is_file()
     assert (out / "adapter" / "adapter_model.safetensors").is_file()

@@ -16,6 +16,7 @@ r=32 with alpha=32" (rank doubled, alpha/r kept).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,3 +137,55 @@ def start_warnings(cfg: Config, conversations_per_row: float | None = None, worl
             f"rows{packed} is below 8. The guide: “{GUIDE_BATCH}.”"
         )
     return out
+
+
+def advice_for(kind: str, cfg: Config, analysis=None, best_step: int | None = None, steps_per_epoch: int = 0):
+    """The levers that fit a verdict, first the one next_config.yaml applies (an empty change: no next run).
+
+    plateau → the guide's six levers in its order; overfitting → keep the best checkpoint, fewer epochs, more
+    dropout and weight decay, more data — never more capacity; unstable → go back to the last good checkpoint with a
+    lower learning rate and no restarts; converged → nothing to do; sanity → what to check.
+
+    >>> advice_for("overfitting", Config(), best_step=100, steps_per_epoch=100)[0].change
+    {'optim.epochs': 1.0, 'lora.dropout': 0.1, 'optim.weight_decay': 0.01}
+    >>> advice_for("unstable", Config())[0].change
+    {'optim.learning_rate': 0.0001, 'optim.lr_scheduler': 'cosine'}
+    >>> advice_for("converged", Config())[0].change
+    {}
+    """
+    o, lora = cfg.optim, cfg.lora
+    if kind == "plateau":
+        return levers(cfg, analysis)
+    if kind == "overfitting":
+        epochs = float(max(1, math.ceil(best_step / steps_per_epoch))) if best_step and steps_per_epoch else o.epochs
+        epochs = min(epochs, o.epochs)
+        dropout = round(max(0.1, 2 * lora.dropout), 3)
+        decay = max(o.weight_decay, 0.01)
+        return [
+            Lever(1, "Stop at the best eval, regularise", "High",
+                  {"optim.epochs": epochs, "lora.dropout": dropout, "optim.weight_decay": decay},
+                  f"keep the checkpoint nearest step {best_step} (the best eval loss) as this run's result; the next "
+                  "run trains only as long as eval improved, with more dropout and weight decay"),
+            Lever(2, "Fewer epochs", "High", {"optim.epochs": epochs},
+                  f"eval loss was best at step {best_step}: {epochs:g} epoch(s) reach it; the guide: dialogue data "
+                  "overfits fast"),
+            Lever(3, "More LoRA dropout", "Medium", {"lora.dropout": dropout},
+                  f"dropout {lora.dropout:g} → {dropout:g}"),
+            Lever(4, "Weight decay", "Low", {"optim.weight_decay": decay},
+                  f"weight decay {o.weight_decay:g} → {decay:g}"),
+            Lever(5, "More data", "High", {}, "more (and more varied) conversations; never more rank or alpha: more "
+                  "capacity memorises faster"),
+        ]  # fmt: skip
+    if kind == "unstable":
+        lr = round(o.learning_rate / 2, 10)
+        return [
+            Lever(1, "Lower the learning rate, no restarts", "High",
+                  {"optim.learning_rate": lr, "optim.lr_scheduler": "cosine"},
+                  f"go back to the last checkpoint before the rise (--resume from it, or start anew) with learning "
+                  f"rate {o.learning_rate:g} → {lr:g} and a plain cosine schedule (restarts jolt the weights)"),
+            Lever(2, "Longer warm-up", "Medium", {"schedule.warmup": cfg.schedule.warmup * 2},
+                  "a longer warm-up keeps the first large updates small"),
+        ]  # fmt: skip
+    if kind == "sanity":
+        return [Lever(1, "Check the log and the eval set", "—", {}, "see the evidence: fix the cause, then judge")]
+    return [Lever(1, "Nothing to do", "—", {}, "the run is fine as it is")]

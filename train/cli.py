@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if argv[:1] == ["plot"]:
             return plot_command(argv[1:])
+        if argv[:1] == ["watch"]:
+            return watch_command(argv[1:])
         result = run_from_args(argv)
         if build_parser().parse_known_args(argv)[0].json:
             print(json.dumps(result.dry_run_json(), indent=2))
@@ -78,6 +80,33 @@ def plot_command(argv: list[str]) -> int:
     from train.loss_plot import plot_run
 
     print(f"train: wrote {plot_run(args.run_dir, args.out)}")
+    return 0
+
+
+def watch_command(argv: list[str]) -> int:
+    """`train watch PATH [--json]`: the plateau watch's verdict at every evaluation of a run's log."""
+    p = argparse.ArgumentParser(
+        prog="train watch",
+        description="Judge a run by the tuning guide: a train output folder, or any Trainer trainer_state.json.",
+    )
+    p.add_argument("path", help="a `train` output folder (log.csv), a trainer_state.json, or a folder holding one")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    args = p.parse_args(argv)
+    from train.replay import load_log, watch_report
+
+    doc = watch_report(load_log(args.path))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"train watch: {doc['source']} (plateau window {doc['window_steps']} steps)")
+    for e in doc["per_eval"]:
+        print(f"  step {e['step']:>7}  {e['verdict']}")
+    print(f"verdict at step {doc['step']}: {doc['verdict']}")
+    for line in doc["evidence"]:
+        print(f"  - {line}")
+    for lv in doc["advice"]:
+        change = ", ".join(f"{k}={v}" for k, v in lv["change"].items()) or "no config change"
+        print(f"  {lv['number']}. {lv['title']}: {change}. {lv['why']}")
     return 0
 
 

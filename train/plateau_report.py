@@ -9,7 +9,7 @@ from pathlib import Path
 from analyze.atomic import atomic_write
 from analyze.config import Config, default_yaml, flatten, to_file_dict
 from analyze.config_write import set_values
-from train.advice import Lever, levers
+from train.advice import Lever, advice_for
 from train.plateau import LOSS_FLOOR, Verdict
 
 
@@ -40,12 +40,20 @@ def resolved_config_text(cfg: Config, folder: Path, base_text: str | None = None
 
 
 def write_plateau_report(
-    out_dir: Path, verdict: Verdict, cfg: Config, scale: StepScale | None, analysis=None, base_text: str | None = None
+    out_dir: Path,
+    verdict: Verdict,
+    cfg: Config,
+    scale: StepScale | None,
+    analysis=None,
+    base_text: str | None = None,
+    best_step: int | None = None,
+    steps_per_epoch: int = 0,
 ) -> list[Lever]:
-    """Write plateau.json, plateau.md and next_config.yaml into `out_dir`; return the levers."""
+    """Write plateau.json, plateau.md and (when the verdict's first lever changes the config) next_config.yaml into
+    `out_dir`; return the levers. Called again when the verdict changes: the files are rewritten."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = levers(cfg, analysis)
+    options = advice_for(verdict.kind, cfg, analysis, best_step, steps_per_epoch)
     window = None
     if verdict.window:
         steps = verdict.window[1] - verdict.window[0]
@@ -57,22 +65,24 @@ def write_plateau_report(
         "step": verdict.step,
         "window": window,
         "evidence": verdict.evidence,
-        "loss_floor": LOSS_FLOOR,
+        "loss_floor": LOSS_FLOOR if verdict.kind == "plateau" else None,
         "levers": [asdict(lv) for lv in options],
-        "next_config": "next_config.yaml",
+        "next_config": "next_config.yaml" if options[0].change else None,
         "next_config_change": options[0].change,
     }
     atomic_write(out_dir / REPORT, json.dumps(doc, indent=2) + "\n")
     atomic_write(out_dir / "plateau.md", _markdown(doc, options))
-    text = set_values(resolved_config_text(cfg, out_dir, base_text), options[0].change)
-    atomic_write(out_dir / "next_config.yaml", text)
+    if options[0].change:
+        text = set_values(resolved_config_text(cfg, out_dir, base_text), options[0].change)
+        atomic_write(out_dir / "next_config.yaml", text)
+    else:
+        (out_dir / "next_config.yaml").unlink(missing_ok=True)  # an earlier verdict's advice no longer holds
     return options
 
 
 def summary_lines(verdict: Verdict, scale: StepScale | None) -> list[str]:
     """What `train` prints when the watch finds something."""
-    head = "plateau" if verdict.kind == "plateau" else "overfitting"
-    lines = [f"{head} at step {verdict.step}: " + "; ".join(verdict.evidence)]
+    lines = [f"{verdict.kind} at step {verdict.step}: " + "; ".join(verdict.evidence)]
     if verdict.window and scale:
         steps = verdict.window[1] - verdict.window[0]
         lines.append(
@@ -85,27 +95,25 @@ def summary_lines(verdict: Verdict, scale: StepScale | None) -> list[str]:
 
 
 def _markdown(doc: dict, options: list[Lever]) -> str:
-    title = "Plateau" if doc["verdict"] == "plateau" else "Overfitting"
+    title = doc["verdict"].replace("_", " ").capitalize()
     w = doc["window"]
     lines = [f"# {title} at step {doc['step']}", ""]
     lines += [f"- {e}" for e in doc["evidence"]]
     if w:
         scale = f" ≈ {w['conversations']:,} conversations, {w['tokens']:,} tokens" if "conversations" in w else ""
         lines += [f"- window: steps {w['steps'][0]}–{w['steps'][1]} ({w['optimizer_steps']} optimizer steps{scale})"]
-    lines += ["", f"> {doc['loss_floor']}", "", "## Levers, in the guide's order", ""]
+    if doc["loss_floor"]:
+        lines += ["", f"> {doc['loss_floor']}"]
+    heading = "Levers, in the guide's order" if doc["verdict"] == "plateau" else "What to do"
+    lines += ["", f"## {heading}", ""]
     for lv in options:
         change = ", ".join(f"`{k}: {v}`" for k, v in lv.change.items()) or "no config change"
         lines.append(f"{lv.number}. **{lv.title}** (impact: {lv.impact}) — {change}. {lv.why}.")
     first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
+    if first:
+        lines += ["", "## Next run", "", f"`next_config.yaml` is this run's config with lever 1 applied ({first}):",
+                  "", "```bash", "train --config next_config.yaml", "```"]  # fmt: skip
     lines += [
-        "",
-        "## Next run",
-        "",
-        f"`next_config.yaml` is this run's config with lever 1 applied ({first}):",
-        "",
-        "```bash",
-        "train --config next_config.yaml",
-        "```",
         "",
         "What NOT to do (the guide): don't increase epochs past 3 without evidence; don't reduce the batch below 8; "
         "don't chase train loss below eval loss — that gap is overfitting, not progress.",

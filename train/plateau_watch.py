@@ -1,20 +1,30 @@
-"""The plateau watch as a Trainer callback: at every evaluation, judge the history and act on the config."""
+"""The plateau watch as a Trainer callback: at every evaluation, judge the history and act on the config.
+
+The verdict comes from `train.plateau.judge` on the same history `train watch` replays from log.csv, so the live
+verdicts and the offline ones are the same; each is appended to watch.jsonl. The advice (plateau.json, plateau.md,
+next_config.yaml) is written when a verdict asks the user to act and rewritten when that verdict changes;
+`plateau.action: stop` stops the run when the same such verdict holds at two evaluations in a row.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 from transformers import TrainerCallback
 
 from analyze.config import Config
-from train.plateau import Verdict, check
+from train.plateau import Verdict, judge
 from train.plateau_report import REPORT, StepScale, summary_lines, write_plateau_report
 from train.ranks import from_main
 
+VERDICTS_LOG = "watch.jsonl"  # one line per evaluation: step, verdict, window (what `train watch` replays)
+STOPS_ON = ("plateau", "overfitting", "unstable")
+
 
 class PlateauWatch(TrainerCallback):
-    """Checks the guide's signs after each evaluation; writes the advice once, and stops if `plateau.action: stop`."""
+    """Judges the guide's signs after each evaluation; writes the advice when it changes; stops on request."""
 
     def __init__(
         self,
@@ -26,41 +36,64 @@ class PlateauWatch(TrainerCallback):
         base_text: str | None = None,
         say: Callable[[str], None] = print,
         resuming: bool = False,
+        steps_per_epoch: int = 0,
     ):
         self.cfg, self.out_dir, self.window_steps = cfg, Path(out_dir), window_steps
         self.scale, self.analysis, self.base_text, self.say = scale, analysis, base_text, say
+        self.steps_per_epoch = steps_per_epoch
         self.verdict: Verdict | None = None
-        self.reported = resuming and (self.out_dir / REPORT).is_file()  # the advice is written once per run
+        self.previous: str | None = None  # the verdict at the evaluation before this one
+        report = self.out_dir / REPORT
+        # the advice is written once per verdict, across a kill and --resume too
+        self.reported = json.loads(report.read_text()).get("verdict") if resuming and report.is_file() else None
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        train, evals = history(state.log_history)
+        train, evals, lrs = history(state.log_history)
         if metrics and "eval_loss" in metrics and (not evals or evals[-1][0] != state.global_step):
             evals.append((state.global_step, float(metrics["eval_loss"])))
         # Rank 0 judges and every rank obeys: a stop taken by one process alone would leave the others waiting in
         # their next collective. (The histories are the same on every rank; the broadcast makes it certain.)
-        verdict = check(evals, train, self.cfg.plateau, self.window_steps) if state.is_world_process_zero else None
+        main = state.is_world_process_zero
+        verdict = judge(evals, train, self.cfg.plateau, self.window_steps, lrs) if main else None
         self.verdict = verdict = from_main(verdict)
+        previous, self.previous = self.previous, verdict.kind
+        if main:
+            with open(self.out_dir / VERDICTS_LOG, "a") as f:
+                line = {"step": verdict.step, "verdict": verdict.kind, "window_steps": self.window_steps}
+                f.write(json.dumps(line) + "\n")
         if not verdict.found:
             return
-        if not self.reported and state.is_world_process_zero:
+        if verdict.kind != self.reported and main:
+            best_step = min(evals, key=lambda e: e[1])[0] if evals else None
             for line in summary_lines(verdict, self.scale):
                 self.say(f"plateau watch: {line}")
-            options = write_plateau_report(self.out_dir, verdict, self.cfg, self.scale, self.analysis, self.base_text)
+            options = write_plateau_report(
+                self.out_dir, verdict, self.cfg, self.scale, self.analysis, self.base_text, best_step,
+                self.steps_per_epoch,
+            )  # fmt: skip
             first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
-            self.say(f"plateau watch: next run: {first} → {self.out_dir / 'next_config.yaml'} (all levers: plateau.md)")
-        self.reported = True
-        if self.cfg.plateau.action == "stop":  # also after a resume that found the advice already written
-            self.say("plateau watch: stopping (plateau.action: stop); the last checkpoint is kept")
+            where = f"{first} → {self.out_dir / 'next_config.yaml'}" if first else options[0].why
+            self.say(f"plateau watch: {options[0].title.lower()}: {where} (all advice: plateau.md)")
+        self.reported = verdict.kind
+        if self.cfg.plateau.action == "stop" and verdict.kind in STOPS_ON and previous == verdict.kind:
+            self.say(f"plateau watch: stopping ({verdict.kind} at two evaluations in a row, plateau.action: stop)")
             control.should_training_stop = True
             control.should_save = True
 
 
-def history(log_history: list[dict]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, train loss) and (step, eval loss) points from `TrainerState.log_history`.
+def history(
+    log_history: list[dict],
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, train loss), (step, eval loss) and (step, learning rate) points of a Trainer log history (as in
+    `TrainerState.log_history` and trainer_state.json), one per step (the last logged).
 
-    >>> history([{"step": 10, "loss": 3.0}, {"step": 10, "eval_loss": 3.2}, {"step": 20, "train_runtime": 1.0}])
-    ([(10, 3.0)], [(10, 3.2)])
+    >>> history([{"step": 10, "loss": 3.0, "learning_rate": 1e-4}, {"step": 10, "eval_loss": 3.2},
+    ...          {"step": 10, "eval_loss": 3.1}, {"step": 20, "train_runtime": 1.0}])
+    ([(10, 3.0)], [(10, 3.1)], [(10, 0.0001)])
     """
-    train = {h["step"]: float(h["loss"]) for h in log_history if "loss" in h}  # one point per step: the last
-    evals = {h["step"]: float(h["eval_loss"]) for h in log_history if "eval_loss" in h}
-    return sorted(train.items()), sorted(evals.items())
+
+    def points(key: str) -> list[tuple[int, float]]:
+        found = {h["step"]: float(h[key]) for h in log_history if h.get(key) is not None and "step" in h}
+        return sorted(found.items())
+
+    return points("loss"), points("eval_loss"), points("learning_rate")

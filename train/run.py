@@ -368,7 +368,7 @@ def _plateau_watch(
     per_step = cfg.optim.micro_batch_size * cfg.optim.grad_accum_steps * world
     scale = StepScale.from_plan(rows.conversations, max(len(rows), 1), rows.real_tokens, per_step)
     base = Path(config_path).read_text(encoding="utf-8") if config_path else None
-    return PlateauWatch(cfg, out, plan.plateau_steps, scale, analysis, base, say, resuming)
+    return PlateauWatch(cfg, out, plan.plateau_steps, scale, analysis, base, say, resuming, plan.steps_per_epoch)
 
 
 def _plot_losses(out: Path, say) -> None:

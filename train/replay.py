@@ -1,0 +1,125 @@
+"""`train watch PATH`: the plateau watch on any run's log, after the fact — replaying every evaluation exactly as
+the live watch judged it (the same `train.plateau.judge` on the history up to that evaluation).
+
+PATH is a `train` output folder (log.csv, with the config and window the run used), or any Hugging Face Trainer
+`trainer_state.json` — TRL, axolotl, unsloth and LLaMA-Factory write one into each checkpoint folder — or a folder
+holding one (the newest checkpoint's is taken). For a foreign log the window is the guide's 1000 steps read as that
+run's own steps, at most `schedule.plateau_max` of the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from analyze.config import Config, load_config
+from analyze.errors import UserError
+from train.advice import advice_for
+from train.plateau import Verdict, judge
+from train.plateau_watch import VERDICTS_LOG, history
+
+Points = list[tuple[int, float]]
+
+
+@dataclass
+class RunLog:
+    source: str
+    train: Points
+    evals: Points
+    lrs: Points
+    window_steps: int
+    cfg: Config
+    total_steps: int | None
+
+
+def replay(log: RunLog) -> list[Verdict]:
+    """The verdict at each evaluation, from the history up to it."""
+    out = []
+    for step, _ in log.evals:
+
+        def upto(points: Points, step=step) -> Points:
+            return [p for p in points if p[0] <= step]
+
+        out.append(judge(upto(log.evals), upto(log.train), log.cfg.plateau, log.window_steps, upto(log.lrs)))
+    return out
+
+
+def watch_report(log: RunLog) -> dict:
+    """The `train watch --json` document."""
+    verdicts = replay(log)
+    last = verdicts[-1] if verdicts else Verdict("too_early", 0, evidence=["no evaluation in the log"])
+    warned = next((v.step for v in verdicts if v.found), None)
+    best = min(log.evals, key=lambda e: e[1])[0] if log.evals else None
+    return {
+        "source": log.source,
+        "verdict": last.kind,
+        "step": last.step,
+        "evidence": last.evidence,
+        "first_warning_step": warned,
+        "window_steps": log.window_steps,
+        "per_eval": [{"step": v.step, "verdict": v.kind} for v in verdicts],
+        "advice": [asdict(lv) for lv in advice_for(last.kind, log.cfg, None, best)],
+    }
+
+
+def load_log(path: str | Path) -> RunLog:
+    """A run's history from a `train` output folder or a Trainer trainer_state.json (or a folder with one)."""
+    path = Path(path)
+    if path.is_dir() and (path / "log.csv").is_file():
+        return _from_train_folder(path)
+    state = path if path.is_file() else _newest_state(path)
+    try:
+        doc = json.loads(state.read_text(encoding="utf-8"))
+        train, evals, lrs = history(doc["log_history"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{state}: not a readable trainer_state.json ({type(e).__name__}: {e}); pass a run folder "
+                        "with log.csv or a Trainer trainer_state.json") from None  # fmt: skip
+    cfg = Config()
+    total = doc.get("max_steps") or (evals[-1][0] if evals else None)
+    return RunLog(str(state), train, evals, lrs, _foreign_window(cfg, total, doc.get("eval_steps")), cfg, total)
+
+
+def _from_train_folder(folder: Path) -> RunLog:
+    cfg = load_config(folder / "config.yaml") if (folder / "config.yaml").is_file() else Config()
+    trains, evals, rates = {}, {}, {}
+    with open(folder / "log.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(row["step"])
+            if row.get("train_loss"):
+                trains[step] = float(row["train_loss"])
+            if row.get("eval_loss"):
+                evals[step] = float(row["eval_loss"])
+            if row.get("learning_rate"):
+                rates[step] = float(row["learning_rate"])
+    train, lrs = sorted(trains.items()), sorted(rates.items())
+    window = None
+    if (folder / VERDICTS_LOG).is_file():  # the window the live watch used
+        lines = [json.loads(x) for x in (folder / VERDICTS_LOG).read_text().splitlines() if x.strip()]
+        window = next((x.get("window_steps") for x in reversed(lines) if x.get("window_steps")), None)
+    total = max([s for s, _ in train] + list(evals), default=None)
+    if window is None:
+        window = _foreign_window(cfg, total, None)
+    return RunLog(str(folder / "log.csv"), train, sorted(evals.items()), lrs, window, cfg, total)
+
+
+def _newest_state(folder: Path) -> Path:
+    if (folder / "trainer_state.json").is_file():
+        return folder / "trainer_state.json"
+    found = sorted(folder.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
+    if not found:
+        raise UserError(f"{folder}: no log.csv and no trainer_state.json here; pass a run folder or the json file")
+    return found[-1]
+
+
+def _foreign_window(cfg: Config, total: int | None, eval_steps: int | None) -> int:
+    """The guide's window read as the run's own steps, at most schedule.plateau_max of the run, and never shorter
+    than the evaluations it needs."""
+    window = int(cfg.schedule.plateau_window)
+    if total:
+        window = min(window, math.ceil(cfg.schedule.plateau_max * total))
+    if eval_steps:
+        window = max(window, (cfg.plateau.min_evals - 1) * int(eval_steps))
+    return max(window, 1)
