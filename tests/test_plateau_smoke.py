@@ -56,6 +56,6 @@ def test_the_guides_window_is_fitted_to_a_short_run(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "plateau window: 1000 guide steps = 4,000 conversations" in printed
     assert "capped at 2, 25% of the run (schedule.plateau_max)" in printed
-    train, evals = read_log(out / "log.csv")
+    train, evals, _ = read_log(out / "log.csv")
     assert judge(evals, train, load_config(out / "config.yaml").plateau, 1000).kind == "too_early"
     assert (out / "loss_curve.png").is_file()

@@ -13,17 +13,17 @@ FIGURE = "loss_curve.png"
 SIZE, DPI = (9, 5), 100
 
 
-def read_log(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, train loss) and (step, eval loss) points of a run's log.csv, one per step (the last written)."""
-    train, evals = {}, {}
+def read_log(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, train loss), (step, eval loss) and (step, learning rate) points of a run's log.csv, one per step (the
+    last written)."""
+    columns: dict[str, dict[int, float]] = {"train_loss": {}, "eval_loss": {}, "learning_rate": {}}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            step = int(row["step"])
-            if row.get("train_loss"):
-                train[step] = float(row["train_loss"])
-            if row.get("eval_loss"):
-                evals[step] = float(row["eval_loss"])
-    return sorted(train.items()), sorted(evals.items())
+            for name, points in columns.items():
+                if row.get(name):
+                    points[int(row["step"])] = float(row[name])
+    train, evals, lrs = (sorted(points.items()) for points in columns.values())
+    return train, evals, lrs
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -37,7 +37,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     log = run_dir / "log.csv"
     if not log.is_file():
         raise UserError(f"{run_dir}: no log.csv here; pass the output folder of a `train` run")
-    train, evals = read_log(log)
+    train, evals, _ = read_log(log)
     if not train and not evals:
         raise UserError(f"{log}: no loss logged yet; plot again after the first logging step")
     fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")

@@ -9,7 +9,6 @@ run's own steps, at most `schedule.plateau_max` of the run.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from analyze.config import Config, load_config
 from analyze.errors import UserError
 from train.advice import advice_for
+from train.loss_plot import read_log
 from train.plateau import Verdict, judge
 from train.plateau_watch import VERDICTS_LOG, history
 
@@ -84,25 +84,15 @@ def load_log(path: str | Path) -> RunLog:
 
 def _from_train_folder(folder: Path) -> RunLog:
     cfg = load_config(folder / "config.yaml") if (folder / "config.yaml").is_file() else Config()
-    trains, evals, rates = {}, {}, {}
-    with open(folder / "log.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            step = int(row["step"])
-            if row.get("train_loss"):
-                trains[step] = float(row["train_loss"])
-            if row.get("eval_loss"):
-                evals[step] = float(row["eval_loss"])
-            if row.get("learning_rate"):
-                rates[step] = float(row["learning_rate"])
-    train, lrs = sorted(trains.items()), sorted(rates.items())
+    train, evals, lrs = read_log(folder / "log.csv")
     window = None
     if (folder / VERDICTS_LOG).is_file():  # the window the live watch used
         lines = [json.loads(x) for x in (folder / VERDICTS_LOG).read_text().splitlines() if x.strip()]
         window = next((x.get("window_steps") for x in reversed(lines) if x.get("window_steps")), None)
-    total = max([s for s, _ in train] + list(evals), default=None)
+    total = max([s for s, _ in train + evals], default=None)
     if window is None:
         window = _foreign_window(cfg, total, None)
-    return RunLog(str(folder / "log.csv"), train, sorted(evals.items()), lrs, window, cfg, total)
+    return RunLog(str(folder / "log.csv"), train, evals, lrs, window, cfg, total)
 
 
 def _newest_state(folder: Path) -> Path:
