@@ -107,7 +107,11 @@ class PlateauConfig:
     )
     min_evals: int = _f(2, "plateau watch: eval loss must be flat across at least this many evaluations…", ge=2)
     eval_tolerance: float = _f(
-        0.01, "plateau watch: 'flat' = eval loss improved by less than this share over the window", gt=0.0, lt=1.0
+        0.01,
+        "plateau watch: a change under this share of the loss is noise until 6 evaluations give the run's own noise "
+        "(and a train–eval gap must widen by at least this)",
+        gt=0.0,
+        lt=1.0,
     )
     train_band: float = _f(
         0.1, "plateau watch: 'tight band' = train loss p10–p90 spread under this share of its mean", gt=0.0
@@ -116,7 +120,10 @@ class PlateauConfig:
         0.02, "plateau watch: 'no downward drift' = the trend fell less than this share over the window", gt=0.0
     )
     overfit_evals: int = _f(
-        3, "plateau watch: overfitting = train below eval with the gap widening over this many evals", ge=2
+        3,
+        "plateau watch: overfitting = train below eval, eval not improving over this many evals, and eval risen "
+        "from its best or the gap widening",
+        ge=2,
     )
 
 
