@@ -31,6 +31,7 @@ of the loss before that. The pure function is shared by the live watch and `trai
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -46,6 +47,8 @@ WARNINGS = ("plateau", "overfitting", "unstable", "sanity")  # verdicts that ask
 NOISE_MIN_EVALS = 6  # evaluations before the run's own noise is trusted over the fixed tolerance
 MIN_SIGNIFICANT = 0.002  # …but no change under 0.2% of the loss is significant (a noiseless log has zero noise)
 Z = 2.0  # a change is significant when it is larger than Z noise standard deviations
+Z_GAP = 3.0  # …and a widening gap than Z_GAP of the train loss's (a gap is checked at every evaluation)
+TREND_EVALS = 4  # a run whose fitted eval trend over this many evaluations falls significantly is improving
 SCALE_RATIO = 4.0  # train and eval losses further apart than this factor are not on one scale
 NEAR_ZERO = 0.01  # nats: an eval loss this low on dialogue data means the model has seen the eval set
 SHARP_RISE = 0.25  # a rise of a quarter of the best eval loss (and Z noise) is a divergence, not overfitting
@@ -100,7 +103,7 @@ def judge(
         ])  # fmt: skip
     # the gap moves with the train loss's noise too: each gap takes up to 3 train points, two gaps are compared
     train_noise = eval_noise(np.array([v for s, v in train if s <= step][-60:])) or 0.0
-    gap_sig = max(sig, cfg.eval_tolerance * level, Z * math.sqrt(2 / 3) * train_noise)
+    gap_sig = max(sig, cfg.eval_tolerance * level, Z_GAP * math.sqrt(2 / 3) * train_noise)
     overfit = _overfitting(evals, train, cfg, sig, gap_sig, noise_text)
     if overfit is not None:
         return overfit
@@ -120,12 +123,14 @@ def judge(
         f"eval loss {first:.3f} at step {span[0]} → best {new_best:.3f} (smoothed) → latest {latest:.3f} over "
         f"{len(window)} evaluations ({gain / first:+.1%}; significant means more than {sig:.4f}, {noise_text})"
     )
-    if gain > sig and latest <= first:
+    ending = _schedule_ending(lrs, step)
+    if gain > sig and latest <= first and not (ending and gain < cfg.eval_tolerance * first):
         return Verdict("improving", step, span, [eval_line])
     flat = "eval loss flat: no significant new best" if latest <= first else (
         "eval loss flat: the latest is worse than the window's start"
     )  # fmt: skip
-    ending = _schedule_ending(lrs, step)
+    if gain > sig and latest <= first:
+        flat = f"eval loss still improving, by less than {cfg.eval_tolerance:.0%} over the window"
     if ending:
         return Verdict("converged", step, span, [eval_line, flat, ending])
     band, drop = train_band_and_drop(
@@ -212,11 +217,13 @@ def _overfitting(evals, train, cfg: PlateauConfig, sig: float, gap_sig: float, n
         prev = s
     values = [v for _, v in evals]
     best_before = min(values[: len(values) - m + 1])  # the best up to the window's first evaluation
-    improving = min(v for _, v in recent[1:]) < recent[0][1] - sig
+    trend = values[-TREND_EVALS:]
+    falling = len(trend) >= 3 and -np.polyfit(np.arange(len(trend)), trend, 1)[0] * (len(trend) - 1) > sig
+    improving = falling or min(v for _, v in recent[1:]) < recent[0][1] - sig
     # risen from the best: smoothed on both ends, since the minimum of noisy evaluations is always low
     smoothed = _rolling_median(values, 3)
     risen = smoothed[-1] - min(smoothed) > sig
-    widened = gaps[-1] - gaps[0] > gap_sig
+    widened = all(b > a for a, b in itertools.pairwise(gaps)) and gaps[-1] - gaps[0] > gap_sig
     if gaps[-1] <= 0 or improving or not (risen or widened):
         return None
     gap_text = " → ".join(f"{g:+.3f}" for g in gaps)
