@@ -9,6 +9,7 @@ With one process these are plain calls.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import TypeVar
@@ -65,9 +66,24 @@ def _join_process_group() -> None:
     accelerate's `PartialState` calls every CPU process "main" (DistributedType.NO), so ranks are read from the
     process group itself.
     """
+    import atexit
+
+    import torch.distributed as dist
     from accelerate import PartialState
 
-    PartialState()
+    if not dist.is_initialized():
+        PartialState()
+        # leave the group cleanly at exit, also after an error before Trainer takes over: a process that exits
+        # with gloo's threads still running can abort (SIGABRT) instead of returning its own exit status
+        atexit.register(_leave_process_group)
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(Exception):  # already torn down by accelerate: nothing left to leave
+            dist.destroy_process_group()
 
 
 def from_main(value: T) -> T:
