@@ -176,17 +176,9 @@ def test_a_multimodal_model_gets_adapters_on_its_language_model_only(tmp_path):
     from analyze.config import LoraConfig
     from analyze.tokenizer import model_positions
     from train.model import load_model, load_model_config, pick_precision
+    from train.smoke import TINY
 
-    text = {
-        "vocab_size": 512,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "max_position_embeddings": 512,
-    }
+    text = {**TINY, "vocab_size": 512, "max_position_embeddings": 512}  # the smoke run's tiny sizes
     vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
               "image_size": 32, "patch_size": 16}  # fmt: skip
     config = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, boi_token_index=500,
