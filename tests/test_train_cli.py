@@ -121,9 +121,11 @@ def test_a_fresh_run_starts_its_logs_anew(tmp_path):
 
     (tmp_path / "log.csv").write_text("step,train_loss\n1,3.0\n")  # a run stopped before its first checkpoint
     (tmp_path / "plateau.json").write_text("{}")
+    (tmp_path / "watch.jsonl").write_text('{"step": 0, "verdict": "too_early"}\n')
     (tmp_path / "notes.txt").write_text("mine")
     assert _check_output_dir(tmp_path, resume=False, smoke=False) is None
     assert not (tmp_path / "log.csv").exists() and not (tmp_path / "plateau.json").exists()
+    assert not (tmp_path / "watch.jsonl").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 

@@ -1,6 +1,7 @@
 """Interrupted and diverging runs: a killed run resumes where it was; a nan loss stops with the last good checkpoint."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,8 @@ def test_killed_run_resumes_with_the_same_data_order_and_schedule(tmp_path):
         kinds = Counter((r["step"], bool(r["train_loss"])) for r in csv.DictReader(f))
     assert all(n == 1 for n in kinds.values()), kinds
     assert ("0", False) in kinds and ("4", False) in kinds  # the start's eval, not repeated on resume
+    judged = [json.loads(line)["step"] for line in (killed / "watch.jsonl").read_text().splitlines()]
+    assert judged == [0, 2, 4, 6, 8]  # the plateau watch's verdicts too: each evaluation once
     for step in range(5, 9):  # the steps trained after the resume
         a, r = after[step], ref[step]
         assert float(a["learning_rate"]) == pytest.approx(float(r["learning_rate"]), rel=1e-6)  # schedule position

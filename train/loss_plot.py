@@ -65,7 +65,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def _verdict(run_dir: Path) -> dict | None:
-    path = run_dir / "plateau.json"
+    from train.plateau_report import REPORT
+
+    path = run_dir / REPORT
     if not path.is_file():
         return None
     try:

@@ -30,7 +30,11 @@ class StepScale:
         return cls(trained_records / rows * rows_per_step, real_tokens / rows * rows_per_step)
 
 
+# the watch's files in a run's folder
 REPORT = "plateau.json"
+REPORT_MD = "plateau.md"
+NEXT_CONFIG = "next_config.yaml"
+VERDICTS_LOG = "watch.jsonl"  # one line per evaluation: step, verdict, window (what `train watch` replays)
 
 
 def resolved_config_text(cfg: Config, folder: Path, base_text: str | None = None) -> str:
@@ -67,16 +71,16 @@ def write_plateau_report(
         "evidence": verdict.evidence,
         "loss_floor": LOSS_FLOOR if verdict.kind == "plateau" else None,
         "levers": [asdict(lv) for lv in options],
-        "next_config": "next_config.yaml" if options[0].change else None,
+        "next_config": NEXT_CONFIG if options[0].change else None,
         "next_config_change": options[0].change,
     }
     atomic_write(out_dir / REPORT, json.dumps(doc, indent=2) + "\n")
-    atomic_write(out_dir / "plateau.md", _markdown(doc, options))
+    atomic_write(out_dir / REPORT_MD, _markdown(doc, options))
     if options[0].change:
         text = set_values(resolved_config_text(cfg, out_dir, base_text), options[0].change)
-        atomic_write(out_dir / "next_config.yaml", text)
+        atomic_write(out_dir / NEXT_CONFIG, text)
     else:
-        (out_dir / "next_config.yaml").unlink(missing_ok=True)  # an earlier verdict's advice no longer holds
+        (out_dir / NEXT_CONFIG).unlink(missing_ok=True)  # an earlier verdict's advice no longer holds
     return options
 
 

@@ -16,10 +16,9 @@ from transformers import TrainerCallback
 
 from analyze.config import Config
 from train.plateau import Verdict, judge
-from train.plateau_report import REPORT, StepScale, summary_lines, write_plateau_report
+from train.plateau_report import NEXT_CONFIG, REPORT, VERDICTS_LOG, StepScale, summary_lines, write_plateau_report
 from train.ranks import from_main
 
-VERDICTS_LOG = "watch.jsonl"  # one line per evaluation: step, verdict, window (what `train watch` replays)
 STOPS_ON = ("plateau", "overfitting", "unstable")
 
 
@@ -47,6 +46,18 @@ class PlateauWatch(TrainerCallback):
         # the advice is written once per verdict, across a kill and --resume too
         self.reported = json.loads(report.read_text()).get("verdict") if resuming and report.is_file() else None
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        """A resumed run judges again the evaluations after its checkpoint: their old verdict lines go."""
+        log = self.out_dir / VERDICTS_LOG
+        if not state.is_world_process_zero or state.global_step == 0 or not log.is_file():
+            return
+        lines = [x for x in log.read_text().splitlines() if x.strip()]
+        kept = [x for x in lines if json.loads(x)["step"] <= state.global_step]
+        if len(kept) < len(lines):
+            from analyze.atomic import atomic_write
+
+            atomic_write(log, "".join(x + "\n" for x in kept))
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         train, evals, lrs = history(state.log_history)
         if metrics and "eval_loss" in metrics and (not evals or evals[-1][0] != state.global_step):
@@ -72,7 +83,7 @@ class PlateauWatch(TrainerCallback):
                 self.steps_per_epoch,
             )  # fmt: skip
             first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
-            where = f"{first} → {self.out_dir / 'next_config.yaml'}" if first else options[0].why
+            where = f"{first} → {self.out_dir / NEXT_CONFIG}" if first else options[0].why
             self.say(f"plateau watch: {options[0].title.lower()}: {where} (all advice: plateau.md)")
         self.reported = verdict.kind
         if self.cfg.plateau.action == "stop" and verdict.kind in STOPS_ON and previous == verdict.kind:

@@ -19,7 +19,8 @@ from analyze.errors import UserError
 from train.advice import advice_for
 from train.loss_plot import read_log
 from train.plateau import Verdict, judge
-from train.plateau_watch import VERDICTS_LOG, history
+from train.plateau_report import VERDICTS_LOG
+from train.plateau_watch import history
 
 Points = list[tuple[int, float]]
 

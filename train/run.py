@@ -15,7 +15,9 @@ from analyze import __version__
 from analyze.config import Config
 from analyze.errors import RunStopped, UserError
 from train.data import TrainData
-from train.ranks import decided_by_main
+from train.loss_plot import FIGURE
+from train.plateau_report import NEXT_CONFIG, REPORT, REPORT_MD, VERDICTS_LOG
+from train.ranks import decided_by_main, world_size
 from train.smoke import SMOKE_MODEL_DIR
 
 SMOKE_MAX_LENGTH = 256  # rows are capped for the CPU: the logits of a 150k vocabulary dominate the cost
@@ -38,7 +40,7 @@ LOG_CSV = "log.csv"
 RESOLVED_CONFIG = "config.yaml"
 SMOKE_MARKER = ".lengthscan-smoke"  # in a smoke run's folder: it may be replaced by the next smoke run
 # a run's logs and reports: a fresh run in a folder without checkpoints starts them anew (appending would mix runs)
-RUN_LOGS = {LOG_CSV, "loss_curve.png", "plateau.json", "plateau.md", "next_config.yaml"}
+RUN_LOGS = {LOG_CSV, FIGURE, REPORT, REPORT_MD, NEXT_CONFIG, VERDICTS_LOG}
 # everything a smoke run writes into its folder, besides checkpoint-*: what the next smoke run removes
 SMOKE_OUTPUTS = RUN_LOGS | {SMOKE_MARKER, SMOKE_MODEL_DIR, ADAPTER_DIR, RESOLVED_CONFIG, "tensorboard"}
 
@@ -130,7 +132,7 @@ def run(
     data = data_mod.build(cfg, tokenizer, tokenized)
     if smoke and data.eval is not None:
         data.eval.row_index = data.eval.row_index[:SMOKE_EVAL_ROWS]
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = world_size()
     for line in data.summary(cfg.optim.micro_batch_size, cfg.optim.grad_accum_steps, world):
         say(line)
     plan = plan_schedule(cfg, data, world)
@@ -229,7 +231,7 @@ def make_trainer(
 
     o, r = cfg.optim, cfg.run
     has_eval = data.eval is not None and len(data.eval) > 0
-    world = max(int(os.environ.get("WORLD_SIZE", 1)), 1)
+    world = world_size()
     plan = plan_schedule(cfg, data, world)
     args = TrainingArguments(
         output_dir=str(out),
