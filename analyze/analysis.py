@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from analyze.config import Config, SuggestConfig, with_values
+from analyze.memory import Fit, MemoryModel, memory_model
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import make_plan
 from analyze.reader import check_paths
@@ -32,6 +33,8 @@ class Analysis:
     limit: int | None
     limit_source: str
     candidates: list[PlanStats] = field(default_factory=list)
+    memory: MemoryModel | None = None  # the memory plan's inputs; None when not asked for
+    fit: Fit | None = None  # what fits the GPU at the data's max_length; None when the model's shape is unknown
 
     @property
     def micro_batch(self) -> int:
@@ -56,6 +59,26 @@ class Analysis:
     @property
     def table(self):
         return self.tokenized.table
+
+    def memory_json(self) -> dict | None:
+        m, o = self.memory, self.cfg.optim
+        if m is None:
+            return None
+        doc: dict = {"gpu": m.gpu, "budget_gib": m.budget_gib, "model_config": m.source}
+        if m.shape is None:
+            return doc | {"unknown": m.source, "candidates": []}
+        lengths = sorted({c.max_length for c in self.candidates} | {self.suggestion.max_length})
+        return doc | {
+            "loss": m.settings.loss,
+            "candidates": [m.candidate(n, o.micro_batch_size, o.grad_accum_steps) for n in lengths],
+            "change": self.fit.change if self.fit else None,
+            "at_suggestion": {
+                "max_length": self.fit.max_length,
+                "micro_batch_size": self.fit.micro_batch_size,
+                "peak_gib": round(self.fit.plan.peak_gib, 2),
+                "parts_gib": {k: round(v, 3) for k, v in self.fit.plan.parts.items()},
+            },
+        }
 
     def histogram(self, bins: int = 20) -> tuple[np.ndarray, np.ndarray, int]:
         """Counts over equal bins up to a round number just past p99 (or max_length), and the count beyond.
@@ -117,6 +140,7 @@ class Analysis:
             "suggested_max_length": self.suggestion.max_length,
             "suggestion_policy": self.suggestion.policy,
             "suggestion_reason": self.suggestion.reason,
+            "memory": self.memory_json(),
             "candidates": [
                 {
                     "max_length": c.max_length,
@@ -134,9 +158,17 @@ class Analysis:
         }
 
 
-def analyze(tokenized: Tokenized, cfg: Config, limit: tuple[int | None, str] = (None, "unknown")) -> Analysis:
+def analyze(
+    tokenized: Tokenized,
+    cfg: Config,
+    limit: tuple[int | None, str] = (None, "unknown"),
+    memory: MemoryModel | None = None,
+) -> Analysis:
     """All numbers of the report for one tokenized data set, under `cfg` (max_length, overlong policy, batch,
-    seed, eval hold-out and suggestion policy); `limit` is the model's maximum positions and where it came from."""
+    seed, eval hold-out and suggestion policy); `limit` is the model's maximum positions and where it came from.
+
+    With a `memory` model the suggestion never exceeds what fits its GPU: a smaller micro-batch (same effective
+    batch) first, then a shorter max_length (`analyze.memory.fit`)."""
     from analyze.errors import UserError
 
     table = tokenized.table
@@ -152,6 +184,17 @@ def analyze(tokenized: Tokenized, cfg: Config, limit: tuple[int | None, str] = (
         table, make_plan(table, cfg.max_length, cfg.overlong, train), o.micro_batch_size, o.grad_accum_steps, o.seed
     )
     suggestion = suggest(table, s.policy, s.target, s.round_to, limit[0], cfg.overlong)
+    fitted = None
+    if memory is not None and memory.shape is not None:
+        fitted = memory.fit(suggestion.max_length, o.micro_batch_size, o.grad_accum_steps, s.round_to)
+        if fitted.change:
+            suggestion = replace(
+                suggestion,
+                max_length=fitted.max_length,
+                reason=f"{suggestion.reason}; {_memory_reason(fitted, suggestion.max_length, memory.gpu)}",
+                micro_batch_size=fitted.micro_batch_size,
+                grad_accum_steps=fitted.grad_accum_steps,
+            )
     ladder = candidate_lengths(table.tokens, [cfg.max_length, suggestion.max_length], limit[0])
     return Analysis(
         tokenized=tokenized,
@@ -163,7 +206,15 @@ def analyze(tokenized: Tokenized, cfg: Config, limit: tuple[int | None, str] = (
         limit=limit[0],
         limit_source=limit[1],
         candidates=candidates(table, ladder, cfg.overlong, o.micro_batch_size, o.grad_accum_steps, o.seed, train),
+        memory=memory,
+        fit=fitted,
     )
+
+
+def _memory_reason(f: Fit, wanted: int, gpu: str) -> str:
+    if f.max_length < wanted:
+        return f"shortened from {wanted} to fit {gpu} even at micro-batch 1"
+    return f"micro-batch {f.micro_batch_size} × {f.grad_accum_steps} accumulation to fit {gpu}"
 
 
 def held_out(table, cfg: Config) -> np.ndarray:
@@ -193,7 +244,7 @@ def analyze_files(
     paths = check_paths(list(files))  # before the tokenizer loads: a typo fails at once
     tok = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
     tokenized = tokenize_files(paths, tok, fmt=cfg.data.format, strict=strict, progress=progress, cache=cache)
-    return analyze(tokenized, cfg, model_limit(tok, cfg.model))
+    return analyze(tokenized, cfg, model_limit(tok, cfg.model), memory_model(cfg))
 
 
 def _nice_step(raw: float) -> int:

@@ -22,13 +22,24 @@ CONFIG_FLAGS = {
     "policy": "suggest.policy",
     "target": "suggest.target",
     "round_to": "suggest.round_to",
+    "gpu": "gpu",
+    "micro_batch_size": "optim.micro_batch_size",
+    "grad_accum_steps": "optim.grad_accum_steps",
 }
 FLAG_HELP = {
     "tokenizer": "hub id, local folder or bundled:qwen3 (default: the config's, else the model's own)",
     "model": "the model you will train; its tokenizer and position limit are used (default: the config's)",
 }
-FLAG_TYPES = {"max_length": int, "target": float, "round_to": int}
-FLAG_METAVARS = {"chat_template": "FILE", "max_length": "N", "round_to": "N", "target": "Q"}
+FLAG_TYPES = {"max_length": int, "target": float, "round_to": int, "micro_batch_size": int, "grad_accum_steps": int}
+FLAG_METAVARS = {
+    "chat_template": "FILE",
+    "max_length": "N",
+    "round_to": "N",
+    "target": "Q",
+    "gpu": "NAME|GIB",
+    "micro_batch_size": "N",
+    "grad_accum_steps": "N",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

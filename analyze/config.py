@@ -7,6 +7,7 @@ default YAML file and its comments are generated from it (`default_yaml`).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import types
@@ -17,6 +18,7 @@ from typing import Any
 
 from analyze.errors import UserError
 from analyze.formats import FORMATS
+from analyze.memory import GPUS, gpu_budget
 
 DEFAULT_CONFIG_NAME = "lengthscan.yaml"
 OVERLONG_POLICIES = ("cut_turns", "truncate", "drop")
@@ -180,7 +182,10 @@ class Config:
         "or drop",
         choices=OVERLONG_POLICIES,
     )
-    gpu: str = _f("T4", "the GPU the run is planned for (16 GB, fp16, no FlashAttention-2)")
+    gpu: str | float = _f(
+        "T4",
+        f"the GPU the memory plan is for: {', '.join(GPUS)}, or its memory in GiB (train plans for the GPU it runs on)",
+    )
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training data"})
     schedule: ScheduleConfig = field(
         default_factory=ScheduleConfig,
@@ -198,6 +203,9 @@ class Config:
     )
 
     def __post_init__(self):
+        if isinstance(self.gpu, str):  # "--gpu 12" arrives as text: a number of GiB is kept as one
+            with contextlib.suppress(ValueError):
+                self.gpu = float(self.gpu)
         check(self)
 
     @property
@@ -220,6 +228,12 @@ linear, constant, constant_with_warmup, polynomial, inverse_sqrt (nearest: 'cosi
         problem = check_value(key, value, meta)
         if problem:
             raise UserError(problem)
+    try:
+        gpu_budget(cfg.gpu)
+    except ValueError:
+        close = difflib.get_close_matches(str(cfg.gpu).upper(), list(GPUS), n=1, cutoff=0.4)
+        hint = f" (nearest: {close[0]!r})" if close else ""
+        raise UserError(f"gpu is {cfg.gpu!r}; choose one of {', '.join(GPUS)} or a number of GiB{hint}") from None
     if cfg.run.max_steps == 0:
         raise UserError("run.max_steps is 0; it must be -1 (all epochs) or a positive number of steps")
 

@@ -23,6 +23,7 @@ PLACE_AFTER = {
     "max_length": ("chat_template", "tokenizer", "model"),
     "max_length_source": ("max_length",),
     "overlong": ("max_length_source", "max_length"),
+    "gpu": ("overlong", "max_length"),
 }
 
 
@@ -85,7 +86,8 @@ def update_config(path: str | Path, changes: dict[str, Any]) -> bool:
 
 
 def write_suggestion(path: str | Path, analysis, set_by: str, settings: bool = True) -> bool:
-    """Write an `Analysis`'s suggested max_length into the config at `path`, and in `max_length_source` the
+    """Write an `Analysis`'s suggested max_length (and the micro-batch split the memory plan needs for it, if any)
+    into the config at `path`, and in `max_length_source` the
     fingerprints of the data and the tokenizer it was measured with (train compares them). With `settings`, also
     everything `train` needs to reproduce the measurement: the model, the tokenizer when it is not the model's own,
     the chat template, the format, the overlong policy and the suggestion's settings (lengthscan writes them;
@@ -113,6 +115,8 @@ def write_suggestion(path: str | Path, analysis, set_by: str, settings: bool = T
         "records": t.records,
     }
     changes: dict[str, Any] = {"max_length": s.max_length, "max_length_source": source}
+    if s.micro_batch_size:  # the memory plan split the batch differently to fit the GPU: same effective batch
+        changes |= {"optim.micro_batch_size": s.micro_batch_size, "optim.grad_accum_steps": s.grad_accum_steps}
     before = read_yaml(path) if path.exists() else {}
     if not (before.get("data") or {}).get("train"):
         changes["data.train"] = paths["data.train"]  # so `train --config` finds the data just analysed
@@ -121,6 +125,7 @@ def write_suggestion(path: str | Path, analysis, set_by: str, settings: bool = T
     changes |= {
         "model": paths["model"],
         "overlong": cfg.overlong,
+        "gpu": cfg.gpu,
         "data.format": cfg.data.format,
         "suggest.policy": cfg.suggest.policy,
         "suggest.target": cfg.suggest.target,

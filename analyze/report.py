@@ -53,13 +53,28 @@ def render(a: Analysis, current_source: str) -> Group:
     g = a.suggestion
     lines.append(
         Text.assemble(
-            ("suggested max_length ", "bold"), (f"{g.max_length:,}", "bold green"), f"  (policy '{g.policy}')"
+            ("suggested max_length ", "bold"),
+            (f"{g.max_length:,}", "bold green"),
+            f" at micro-batch {g.micro_batch_size} × {g.grad_accum_steps}" if g.micro_batch_size else "",
+            f"  (policy '{g.policy}')",
         )
     )
     lines.append(Text(f"  why: {g.reason}."))
     if a.limit:
         lines.append(Text(f"  model limit: {a.limit:,} positions ({a.limit_source})", style="dim"))
+    if a.memory is not None:
+        lines.append(Text(f"  memory: {_memory_line(a)}", style="dim" if a.fit and not a.fit.change else "yellow"))
     return Group(*lines)
+
+
+def _memory_line(a: Analysis) -> str:
+    m = a.memory
+    if m.shape is None:
+        return f"unknown: {m.source}"
+    f = a.fit
+    if f.change:
+        return f"to fit {m.gpu} ({m.budget_gib:g} GiB): {f.change}; --write-config writes it"
+    return f"{f.plan.peak_gib:.1f} of {m.budget_gib:g} GiB on {m.gpu} at micro-batch {f.micro_batch_size} ({m.source})"
 
 
 def print_report(a: Analysis, current_source: str, console: Console | None = None) -> None:
@@ -132,6 +147,9 @@ def _candidates(a: Analysis) -> Table:
         "steps/\nepoch",
     ):
         table.add_column(col, justify="right")
+    memory = _memory_cells(a)
+    if memory:
+        table.add_column(f"peak GiB\n({a.memory.gpu})", justify="right")
     for c in a.candidates:
         style = (
             "bold green"
@@ -147,9 +165,22 @@ def _candidates(a: Analysis) -> Table:
             f"{c.padding_waste_packed:.1%}",
             f"{c.packed_rows:,}",
             f"{c.steps_per_epoch_packed:,}",
+            *([memory[c.max_length]] if memory else []),
             style=style,
         )
     return table
+
+
+def _memory_cells(a: Analysis) -> dict[int, str]:
+    """max_length → predicted peak at the config's micro-batch, or the smaller one that fits (`mb 2`), or ✗."""
+    if a.memory is None or a.memory.shape is None:
+        return {}
+    o, cells = a.cfg.optim, {}
+    for c in a.candidates:
+        row = a.memory.candidate(c.max_length, o.micro_batch_size, o.grad_accum_steps)
+        note = "" if row["micro_batch_size"] == o.micro_batch_size else f" mb {row['micro_batch_size']}"
+        cells[c.max_length] = f"{row['peak_gib']:.1f}{note}" + ("" if row["fits"] else " ✗")
+    return cells
 
 
 def _pct(part: int, whole: int) -> str:

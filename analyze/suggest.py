@@ -37,6 +37,9 @@ class Suggestion:
     max_length: int
     policy: str
     reason: str
+    # set when the memory plan needs another batch split at this max_length (same effective batch)
+    micro_batch_size: int | None = None
+    grad_accum_steps: int | None = None
 
 
 def suggest(

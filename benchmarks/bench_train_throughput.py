@@ -24,7 +24,7 @@ from analyze.plan import Plan, make_plan
 from analyze.stats import plan_stats
 from analyze.tokenizer import load_tokenizer
 from train.collate import PackedCollator
-from train.loss import token_loss_sum
+from train.loss import choose_loss_path, loss_sum
 from train.model import load_model, load_model_config, pick_precision
 from train.rows import PackedRows
 from train.smoke import build_tiny_model
@@ -37,12 +37,12 @@ def real_tokens_per_second(model, rows: PackedRows, collate: PackedCollator, mic
     order = np.random.default_rng(0).permutation(len(rows))
     batches = [collate([rows[int(i)] for i in order[k * micro : (k + 1) * micro]]) for k in range(steps + 1)]
     model.train()
+    path = choose_loss_path(model, "cpu")  # the loss train uses
     real, start = 0, None
     for k, batch in enumerate(batches):
         if k == 1:  # the first step warms up allocators and kernels: not timed
             start = time.perf_counter()
-        out = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False)
-        total, count = token_loss_sum(out.logits, batch["labels"])
+        total, count, _ = loss_sum(model, batch["input_ids"], batch["position_ids"], batch["labels"], path)
         (total / count.clamp(min=1)).backward()
         opt.step()
         opt.zero_grad()

@@ -216,17 +216,17 @@ def nan_on_rank_1(out: Path, argv: list[str]) -> None:
     from train.cli import main
 
     rank = int(os.environ["RANK"])
-    real, calls = trainer_mod.token_loss_sum, []
+    real, calls = trainer_mod.loss_sum, []
 
-    def poisoned(logits, labels):
-        total, count = real(logits, labels)
-        if logits.requires_grad:
+    def poisoned(*args):
+        total, count, outputs = real(*args)
+        if total.requires_grad:
             calls.append(1)
             if rank == 1 and len(calls) == 3:
                 total = total * torch.tensor(float("nan"))
-        return total, count
+        return total, count, outputs
 
-    trainer_mod.token_loss_sum = poisoned
+    trainer_mod.loss_sum = poisoned
     out.mkdir(parents=True, exist_ok=True)
     with open(out / f"rank{rank}.err", "w") as err, contextlib.redirect_stderr(err):
         rc = main(argv)

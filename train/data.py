@@ -12,10 +12,12 @@ from pathlib import Path
 from analyze.analysis import Analysis, analyze, held_out
 from analyze.config import Config
 from analyze.errors import UserError
+from analyze.memory import memory_model
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import Plan, make_plan
 from analyze.stats import optimizer_steps
 from analyze.tokenizer import model_positions
+from train.model import SIZES_UNKNOWN
 from train.ranks import main_first
 from train.rows import PackedRows
 
@@ -89,12 +91,18 @@ def build(cfg: Config, tokenizer, tokenized: Tokenized) -> TrainData:
     return TrainData(tokenized, plan, PackedRows(table, plan), eval_rows, source)
 
 
-def analysis_at(cfg: Config, tokenized: Tokenized, model_config) -> Analysis:
+def analysis_at(
+    cfg: Config, tokenized: Tokenized, model_config, budget_gib: float | None = None, memory: bool = True
+) -> Analysis:
     """The analysis `lengthscan` would run on the same tokenized data under the same config, capped by the model's
-    positions. Its suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's lever 5.
+    positions and by the memory plan (for the config's `gpu`, or `budget_gib` when training on a GPU). Its
+    suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's lever 5.
     """
     positions = model_positions(model_config)
-    return analyze(tokenized, cfg, (positions, "model config") if positions else (None, "unknown"))
+    plan = None
+    if memory and not getattr(model_config, SIZES_UNKNOWN, False):
+        plan = memory_model(cfg, model_config.to_dict(), f"{cfg.model} config", budget_gib)
+    return analyze(tokenized, cfg, (positions, "model config") if positions else (None, "unknown"), plan)
 
 
 def write_back(path: Path, analysis: Analysis, version: str) -> bool:

@@ -61,6 +61,9 @@ def pick_precision(device: str) -> Precision:
     return Precision("cuda", "fp16 autocast, LoRA in fp32", torch.float16, True, False, "paged_adamw_8bit")
 
 
+SIZES_UNKNOWN = "lengthscan_sizes_unknown"  # set on a stand-in config whose sizes are Qwen3Config's defaults
+
+
 def load_model_config(model: str):
     """The model's config.json (a local folder, the hub cache, or the hub): small, so it is read before anything
     slow. The bundled Qwen3 models' config is known offline."""
@@ -71,20 +74,28 @@ def load_model_config(model: str):
         return AutoConfig.from_pretrained(model, local_files_only=model in BUNDLED_MODELS)
     except Exception as e:  # OSError, hub errors, JSON errors: all mean "cannot load"
         if model in BUNDLED_MODELS:
-            return _bundled_config()
+            return _bundled_config(model)
         raise UserError(
             f"cannot load model {model!r} ({_first_line(e)}); set `model` to a Hugging Face hub id or a local folder "
             "with config.json (set HF_TOKEN for gated models)"
         ) from None
 
 
-def _bundled_config():
-    """Qwen3's architecture and special tokens as its config.json states them (the sizes do not matter here)."""
+def _bundled_config(model: str):
+    """The shipped config.json of the default model; for the other bundled Qwen3 sizes, Qwen3's architecture and
+    special tokens with sizes marked unknown (`SIZES_UNKNOWN`: the memory plan says so instead of guessing)."""
     from transformers import Qwen3Config
 
-    return Qwen3Config(
+    from analyze.memory import bundled_config
+
+    shipped = bundled_config(model)
+    if shipped is not None:
+        return Qwen3Config(**shipped)
+    config = Qwen3Config(
         max_position_embeddings=40960, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645
     )
+    setattr(config, SIZES_UNKNOWN, True)
+    return config
 
 
 def check_tokenizer_matches(model_config, tokenizer, model: str) -> None:

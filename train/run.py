@@ -56,6 +56,7 @@ class RunResult:
     trainer: object = None
     schedule: object = None  # train.schedule.Schedule
     cfg: Config | None = None  # as run (after --auto-maxlen)
+    memory: dict | None = None  # the memory plan (`check_memory`); None for --smoke
 
     def dry_run_json(self) -> dict:
         """What `train --dry-run --json` prints: the run as it would go, before any model is loaded."""
@@ -70,6 +71,7 @@ class RunResult:
             "eval_conversations": data.eval.conversations if data.eval is not None else 0,
             "eval_source": data.eval_source if data.eval is not None else None,
             "output_dir": str(self.output_dir),
+            "memory": self.memory,
             **self.schedule.as_dict(),
         }
 
@@ -123,8 +125,9 @@ def run(
 
     tokenized = data_mod.tokenize(cfg, tokenizer, files)
     check_ids_fit(tokenized.table, model_config, tokenizer, cfg.model, tokenized.paths)
+    budget = gpu_memory_gib() if device == "cuda" else None  # train plans for the GPU it runs on
     if auto_maxlen:
-        cfg = _auto_maxlen(cfg, prov, tokenized, model_config, config_path, smoke, dry_run, say)
+        cfg = _auto_maxlen(cfg, prov, tokenized, model_config, config_path, smoke, dry_run, say, budget)
     elif not prov.get("max_length", "").startswith("--max"):
         for warning in data_mod.measured_elsewhere(cfg, tokenized, config_path):
             say(f"warning: {warning}")
@@ -140,10 +143,11 @@ def run(
         say(line)
     for warning in plan.warnings:
         say(f"warning: {warning}")
-    watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None)
+    watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None, budget)
+    memory = None if smoke else check_memory(cfg, model_config, budget, refuse=device == "cuda", say=say)
     if dry_run:
         say("dry run: stopped before loading the model")
-        return RunResult(out, out / ADAPTER_DIR, out / LOG_CSV, data, None, None, None, plan, cfg)
+        return RunResult(out, out / ADAPTER_DIR, out / LOG_CSV, data, None, None, None, plan, cfg, memory)
 
     model_path = cfg.model
     if smoke:
@@ -153,7 +157,7 @@ def run(
     say(f"precision: {precision.describe()}; 4-bit NF4 base (double quantisation), LoRA r={cfg.lora.r}")
     decided_by_main(lambda: save_resolved(cfg, prov, out / RESOLVED_CONFIG))
     model = load_model_for_run(model_path, precision, cfg)
-    trainer = make_trainer(cfg, data, model, tokenizer, precision, out, [watch], resuming=last is not None)
+    trainer = make_trainer(cfg, data, model, tokenizer, precision, out, [watch], resuming=last is not None, say=say)
     from train.trainer import NonFiniteLoss
 
     try:
@@ -162,7 +166,7 @@ def run(
         raise RunStopped(_non_finite_message(cfg, e, out, precision)) from None
     except Exception as e:
         if _is_oom(e):
-            raise RunStopped(_oom_message(cfg)) from None
+            raise RunStopped(_oom_message(cfg, memory)) from None
         raise
     adapter = out / ADAPTER_DIR
     if trainer.is_world_process_zero():
@@ -172,7 +176,7 @@ def run(
         say(f"saved: LoRA adapter, tokenizer and resolved config in {adapter}; log in {out / LOG_CSV}")
         _plot_losses(out, say)
     loss = getattr(result, "training_loss", None)
-    return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer, plan, cfg)
+    return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer, plan, cfg, memory)
 
 
 def _build_smoke_model(model_config, tokenizer, out: Path, seed: int) -> Path:
@@ -217,7 +221,15 @@ def plan_schedule(cfg: Config, data: TrainData, world: int = 1):
 
 
 def make_trainer(
-    cfg: Config, data: TrainData, model, tokenizer, precision, out: Path, extra_callbacks=(), resuming: bool = False
+    cfg: Config,
+    data: TrainData,
+    model,
+    tokenizer,
+    precision,
+    out: Path,
+    extra_callbacks=(),
+    resuming: bool = False,
+    say: Callable[[str], None] = print,
 ):
     """The PackedTrainer for this config: arguments (the schedule in optimizer steps), collator, CSV and
     TensorBoard logs."""
@@ -226,6 +238,7 @@ def make_trainer(
 
     from train.callbacks import CsvLog, ScheduleFromArgs
     from train.collate import PackedCollator
+    from train.loss import choose_loss_path
     from train.model import pad_id
     from train.trainer import PackedTrainer
 
@@ -279,6 +292,8 @@ def make_trainer(
         data_collator=PackedCollator(pad_id(tokenizer), cfg.max_length),
         processing_class=tokenizer,
         callbacks=callbacks,
+        loss_path=choose_loss_path(model, precision.device),
+        say=say,
     )
 
 
@@ -355,7 +370,16 @@ def _remove_smoke_outputs(out: Path) -> None:
 
 
 def _plateau_watch(
-    cfg: Config, data: TrainData, model_config, config_path, out: Path, world: int, plan, say, resuming: bool
+    cfg: Config,
+    data: TrainData,
+    model_config,
+    config_path,
+    out: Path,
+    world: int,
+    plan,
+    say,
+    resuming: bool,
+    budget: float | None = None,
 ):
     """The guide's start-up checks, and the callback that watches for plateaus with this run's own numbers."""
     from train.advice import start_warnings
@@ -366,7 +390,7 @@ def _plateau_watch(
     rows = data.train
     for warning in start_warnings(cfg, rows.conversations / max(len(rows), 1), world):
         say(f"warning: {warning}")
-    analysis = analysis_at(cfg, data.tokenized, model_config)
+    analysis = analysis_at(cfg, data.tokenized, model_config, budget)
     per_step = cfg.optim.micro_batch_size * cfg.optim.grad_accum_steps * world
     scale = StepScale.from_plan(rows.conversations, max(len(rows), 1), rows.real_tokens, per_step)
     base = Path(config_path).read_text(encoding="utf-8") if config_path else None
@@ -382,13 +406,15 @@ def _plot_losses(out: Path, say) -> None:
         say("loss curves: install matplotlib (pip install 'lengthscan[plot]') for loss_curve.png")
 
 
-def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, smoke: bool, dry_run: bool, say):
+def _auto_maxlen(
+    cfg: Config, prov: dict, tokenized, model_config, config_path, smoke: bool, dry_run: bool, say, budget=None
+):
     from dataclasses import replace
 
-    from analyze.config import DEFAULT_CONFIG_NAME
+    from analyze.config import DEFAULT_CONFIG_NAME, with_values
     from train.data import analysis_at, write_back
 
-    analysis = analysis_at(cfg, tokenized, model_config)
+    analysis = analysis_at(cfg, tokenized, model_config, budget, memory=not smoke)
     value = analysis.suggestion.max_length
     at = analysis.candidates and next((c for c in analysis.candidates if c.max_length == value), None)
     detail = f"; packed waste {at.padding_waste_packed:.1%}, truncated {at.truncation_rate:.1%}" if at else ""
@@ -400,6 +426,13 @@ def _auto_maxlen(cfg: Config, prov: dict, tokenized, model_config, config_path, 
         created = decided_by_main(lambda: write_back(target, analysis, __version__))
         say(f"auto-maxlen: {'created' if created else 'updated'} {target}: max_length = {value}")
     prov["max_length"] = f"auto: {analysis.suggestion.reason}"
+    if analysis.suggestion.micro_batch_size:  # the memory plan split the batch to fit: same effective batch
+        s = analysis.suggestion
+        say(f"auto-maxlen: micro_batch_size {s.micro_batch_size}, grad_accum_steps {s.grad_accum_steps} to fit")
+        cfg = with_values(
+            cfg, {"optim.micro_batch_size": s.micro_batch_size, "optim.grad_accum_steps": s.grad_accum_steps}
+        )
+        prov["optim.micro_batch_size"] = prov["optim.grad_accum_steps"] = "auto: the memory plan"
     if smoke and value > SMOKE_MAX_LENGTH:
         say(f"auto-maxlen: --smoke trains at {SMOKE_MAX_LENGTH} on the CPU; a real run uses {value}")
         value = SMOKE_MAX_LENGTH
@@ -459,11 +492,81 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(e)
 
 
-def _oom_message(cfg: Config) -> str:
+def gpu_memory_gib() -> float:
+    """Memory of the GPU this process trains on, in GiB (as the memory plan's budgets count it)."""
+    import torch
+
+    from analyze.memory import GIB
+
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
+
+
+def check_memory(cfg: Config, model_config, budget: float | None, refuse: bool, say) -> dict:
+    """Print the memory plan of this config; stop before the model loads when it is predicted not to fit the GPU
+    (`refuse`: training on one), else warn. Returns the plan as `train --dry-run --json` shows it."""
+    from analyze.memory import memory_model
+    from train.model import SIZES_UNKNOWN
+
+    if getattr(model_config, SIZES_UNKNOWN, False):
+        m = memory_model(cfg, budget_gib=budget)  # the stand-in's sizes are not the model's: look in the cache
+    else:
+        m = memory_model(cfg, model_config.to_dict(), f"{cfg.model} config", budget)
+    doc: dict = {"gpu": m.gpu, "budget_gib": round(m.budget_gib, 2), "model_config": m.source}
+    if m.shape is None:
+        say(f"memory plan: unknown ({m.source})")
+        return doc | {"unknown": m.source}
     o = cfg.optim
+    plan = m.plan(cfg.max_length, o.micro_batch_size)
+    doc |= {
+        "peak_gib": round(plan.peak_gib, 2),
+        "fits": plan.fits(m.budget_gib),
+        "parts_gib": {k: round(v, 3) for k, v in plan.parts.items()},
+    }
+    say(
+        f"memory plan: peak {plan.peak_gib:.1f} of {m.budget_gib:.1f} GiB on {m.gpu} at {o.micro_batch_size} rows "
+        f"× {cfg.max_length} tokens ({plan.describe()})"
+    )
+    if plan.fits(m.budget_gib):
+        return doc
+    message = (
+        f"the memory plan predicts {plan.peak_gib:.1f} GiB at max_length {cfg.max_length} × micro_batch_size "
+        f"{o.micro_batch_size}, more than the {m.budget_gib:.1f} GiB of {m.gpu}; {_memory_levers(cfg, m)}"
+    )
+    if refuse:
+        raise UserError(message + " (or set gpu: to your GPU if it has more memory)")
+    say(f"warning: {message}")
+    return doc
+
+
+def _memory_levers(cfg: Config, m) -> str:
+    """The changes that fit, as flags, then the other levers."""
+    o = cfg.optim
+    f = m.fit(cfg.max_length, o.micro_batch_size, o.grad_accum_steps, cfg.suggest.round_to)
+    flags = []
+    if f.max_length != cfg.max_length:
+        flags.append(f"--max_length {f.max_length}")
+    if f.micro_batch_size != o.micro_batch_size:
+        flags.append(f"--optim.micro_batch_size {f.micro_batch_size} --optim.grad_accum_steps {f.grad_accum_steps}")
+    if not f.plan.fits(m.budget_gib):
+        fits = f"even one row of {f.max_length} tokens needs {f.plan.peak_gib:.1f} GiB: choose a smaller model; "
+    elif flags:
+        fits = f"{' '.join(flags)} fits ({f.plan.peak_gib:.1f} GiB, same effective batch); "
+    else:
+        fits = ""
+    checkpointing = "" if cfg.run.gradient_checkpointing else "--run.gradient_checkpointing true, "
     return (
-        f"CUDA out of memory at max_length {cfg.max_length}, micro_batch_size {o.micro_batch_size}; lower "
-        f"--optim.micro_batch_size (and raise --optim.grad_accum_steps to keep the effective batch of "
-        f"{cfg.effective_batch}), lower --max_length (lengthscan shows what that cuts), and keep "
+        f"{fits}other levers: {checkpointing}a lower --lora.r (now {cfg.lora.r}), a shorter --max_length "
+        f"(lengthscan shows what each length cuts)"
+    )
+
+
+def _oom_message(cfg: Config, memory: dict | None = None) -> str:
+    o = cfg.optim
+    peak = (memory or {}).get("peak_gib")
+    predicted = f" (the memory plan predicted {peak:.1f} of {memory['budget_gib']:.1f} GiB)" if peak else ""
+    return (
+        f"CUDA out of memory at max_length {cfg.max_length}, micro_batch_size {o.micro_batch_size}{predicted}; "
+        f"lower --optim.micro_batch_size (and raise --optim.grad_accum_steps to keep the effective batch of "
+        f"{cfg.effective_batch}), lower --max_length (lengthscan shows what that cuts), lower --lora.r, and keep "
         "--run.gradient_checkpointing true"
     )

@@ -42,6 +42,8 @@ def tiny_config(model_config, tokenizer):
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         values[key] = getattr(tokenizer, key, None)
     values["use_cache"] = False
+    values.pop("torch_dtype", None)
+    values["dtype"] = "float32"  # a CPU model: the real config's bf16 would cost precision and speed there
     try:
         return type(config).from_dict(values)
     except Exception as e:  # transformers validates configs strictly; an architecture we cannot shrink

@@ -7,7 +7,9 @@ import time
 import torch
 from transformers import Trainer
 
-from train.loss import token_loss_sum
+from train.loss import FULL, LossPath, loss_sum
+
+LOSS_CHECK_TOLERANCE = 1e-3  # relative: fp16 logits of one row, summed in another order
 
 
 class NonFiniteLoss(Exception):
@@ -29,8 +31,11 @@ class PackedTrainer(Trainer):
 
     loss_is_scaled_for_ga = True  # compute_loss already divides by the whole step's token count
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, loss_path: LossPath | None = None, say=print, **kwargs):
         super().__init__(*args, **kwargs)
+        self.loss_path = loss_path or LossPath(FULL, "no path chosen")
+        self._checked = False  # the loss path is checked against the model's own logits on the first batch
+        self._say = say
         self.model_accepts_loss_kwargs = True  # makes Trainer count num_items_in_batch for every step
         self._tokens = torch.zeros(2, dtype=torch.float64)  # real tokens, token slots since the last log
         self._since = time.perf_counter()
@@ -39,9 +44,10 @@ class PackedTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         real = inputs.pop("real_tokens", None)
         labels = inputs["labels"]
+        if not self._checked:
+            self._check_loss_path(model, inputs)
         try:
-            outputs = model(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False)
-            total, count = token_loss_sum(outputs.logits, labels)
+            total, count, outputs = loss_sum(model, inputs["input_ids"], inputs["position_ids"], labels, self.loss_path)
         except torch.cuda.OutOfMemoryError:
             if not model.training or self.args.world_size == 1:
                 raise
@@ -61,6 +67,35 @@ class PackedTrainer(Trainer):
             self._eval += torch.tensor([total.item(), count.item()], dtype=torch.float64)
             loss = total / count.clamp(min=1)
         return (loss, outputs) if return_outputs else loss
+
+    def _check_loss_path(self, model, inputs, tokens: int = 128) -> None:
+        """Compare the chosen loss with the model's own logits on the first row's first `tokens` tokens (no
+        dropout, no gradient); on any process's mismatch every process falls back to the full logits."""
+        self._checked = True
+        if self.loss_path.name == FULL:
+            self._say(self.loss_path.describe())
+            return
+        ids, pos, labels = (inputs[k][:1, :tokens] for k in ("input_ids", "position_ids", "labels"))
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                want, _, _ = loss_sum(model, ids, pos, labels, LossPath(FULL, "check"))
+                got, _, _ = loss_sum(model, ids, pos, labels, self.loss_path)
+            error = abs(float(got) - float(want)) / max(abs(float(want)), 1e-6)
+        finally:
+            model.train(was_training)
+        bad = self._reduce(torch.tensor([float(not error <= LOSS_CHECK_TOLERANCE)], dtype=torch.float64))
+        if bad[0] > 0:
+            self.loss_path = LossPath(
+                FULL,
+                f"the {self.loss_path.name} loss differed from the model's own logits by {error:.1e} on a process",
+                self.loss_path.logit_map,
+            )
+        else:
+            self._say(f"{self.loss_path.describe()}; equal to the full-logits loss within {error:.0e}")
+            return
+        self._say(self.loss_path.describe())
 
     def _stop_together(self, total: torch.Tensor | None) -> None:
         """Raise on every process when any of them ran out of memory (`total` None) or has a non-finite loss.
