@@ -98,6 +98,9 @@ class RunConfig:
     gradient_checkpointing: bool = _f(
         True, "train: recompute activations in the backward pass: far less memory, ~30% slower"
     )
+    memory_check: bool = _f(
+        True, "train: refuse, before loading the model, a config the memory plan predicts will not fit the GPU"
+    )
 
 
 @dataclass

@@ -31,6 +31,14 @@ GIB = 2**30
 BUNDLED_CONFIGS = Path(__file__).parent / "bundled" / "configs"  # config.json of the default model, for offline use
 # Logits the chunked loss makes at a time (train.loss): ~300 MB of fp16 and fp32 copies with their gradients.
 LOSS_CHUNK_LOGITS = 2**24
+MARGIN = 0.05  # a plan fits when its peak is at most (1 - MARGIN) of the GPU: fragmentation and what is not counted
+# architectures train runs with eager attention (no SDPA in transformers 5; `train.model.attention_for` decides at
+# run time): their attention keeps (heads × tokens × tokens) scores for backward
+EAGER_ATTENTION = {"gemma2"}
+# values a config.json may leave to its class's defaults (Gemma 3 4B+'s text_config omits these)
+TEXT_DEFAULTS = {
+    "gemma3_text": {"vocab_size": 262_208, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256},
+}
 # Memory of each GPU as torch reports it (total_memory, GiB): what the CUDA context and PyTorch's allocator share.
 GPUS = {
     "T4": 14.74,  # "16 GB"; ECC and the driver keep the rest
@@ -80,6 +88,8 @@ class ModelShape:
     intermediate: int
     vocab: int
     tied: bool
+    other_linear: int = 0  # weights of linear layers outside the language model (a vision tower), 4-bit too
+    eager_attention: bool = False
 
     @property
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
@@ -108,6 +118,7 @@ def model_shape(config: dict) -> ModelShape:
     16
     """
     text = config.get("text_config") or config
+    text = TEXT_DEFAULTS.get(text.get("model_type"), {}) | text
     if any(text.get(k) for k in ("num_experts", "num_local_experts", "n_routed_experts")):
         raise UnknownShape("mixture-of-experts models are not modelled")
     try:
@@ -121,9 +132,33 @@ def model_shape(config: dict) -> ModelShape:
             intermediate=int(text["intermediate_size"]),
             vocab=int(text["vocab_size"]),
             tied=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", True))),
+            other_linear=_vision_linear(config.get("vision_config")),
+            eager_attention=text.get("model_type") in EAGER_ATTENTION or config.get("model_type") in EAGER_ATTENTION,
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UnknownShape(f"config.json lacks {e}") from None
+
+
+def _vision_linear(vision: dict | None) -> int:
+    """Linear weights of a ViT-style vision tower (attention 4·h², MLP 2·h·i per layer); 0 without one.
+
+    >>> _vision_linear({"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27})  # Gemma 3's SigLIP
+    411070464
+    """
+    if not vision:
+        return 0
+    h, i = int(vision.get("hidden_size", 0)), int(vision.get("intermediate_size", 0))
+    return (4 * h * h + 2 * h * i) * int(vision.get("num_hidden_layers", 0))
+
+
+def chunk_tokens(vocab: int) -> int:
+    """Labelled positions per chunk of the loss: at most LOSS_CHUNK_LOGITS logits at a time (≥ 16 rows, for the
+    matmul).
+
+    >>> chunk_tokens(151_936), chunk_tokens(1_000)
+    (110, 16777)
+    """
+    return max(16, LOSS_CHUNK_LOGITS // vocab)
 
 
 def bundled_config(model: str) -> dict | None:
@@ -199,7 +234,7 @@ class MemoryPlan:
         return sum(self.parts.values())
 
     def fits(self, budget_gib: float) -> bool:
-        return self.peak_gib <= budget_gib
+        return self.peak_gib <= (1 - MARGIN) * budget_gib
 
     def describe(self) -> str:
         top = sorted(self.parts.items(), key=lambda kv: -kv[1])
@@ -209,12 +244,14 @@ class MemoryPlan:
 def plan_memory(shape: ModelShape, max_length: int, micro_batch: int, s: Settings = Settings()) -> MemoryPlan:
     """Predicted peak GiB of one training step at `micro_batch` rows of `max_length` tokens."""
     tokens = max_length * micro_batch
-    linear = sum(i * o for i, o in shape.linear_shapes.values()) * shape.layers
+    linear = sum(i * o for i, o in shape.linear_shapes.values()) * shape.layers + shape.other_linear
     targets = _targets(s.lora_targets)
     lora = sum(s.lora_r * (i + o) for n, (i, o) in shape.linear_shapes.items() if n in targets) * shape.layers
     embed = shape.vocab * shape.hidden * (1 if shape.tied else 2)
     norms = (2 * shape.layers + 1) * shape.hidden
     layer = _layer_bytes_per_token(shape, targets, s.lora_dropout) * tokens
+    if shape.eager_attention:  # fp16 scores, their fp32 softmax and its fp16 copy, per head and pair of positions
+        layer += micro_batch * shape.heads * max_length * max_length * (2 + 4 + 2)
     kept = (shape.layers * 4 * shape.hidden * tokens) if s.gradient_checkpointing else shape.layers * layer
     recompute = 1.5 * layer if s.gradient_checkpointing else 0.5 * layer  # + that layer's gradients in backward
     head_cast = shape.vocab * shape.hidden * 2  # the fp32 head cast to fp16 for the matmul (autocast does the same)
@@ -222,8 +259,11 @@ def plan_memory(shape: ModelShape, max_length: int, micro_batch: int, s: Setting
         # fp16 logits, their fp32 copy, log-softmax kept for backward, its fp32 gradient
         loss = tokens * shape.vocab * (2 + 4 + 4 + 4) + head_cast
     else:
-        chunk = max(16, LOSS_CHUNK_LOGITS // shape.vocab)
-        loss = min(chunk, tokens) * shape.vocab * (2 + 4 + 4 + 4 + 4) + tokens * shape.hidden * 6 + head_cast
+        loss = (
+            min(chunk_tokens(shape.vocab), tokens) * shape.vocab * (2 + 4 + 4 + 4 + 4)
+            + tokens * shape.hidden * 6
+            + head_cast
+        )
     parts = {
         "base weights (4-bit)": linear * NF4_BYTES,
         "embeddings and norms (fp32)": (embed + norms) * 4,
@@ -311,6 +351,13 @@ def fit(
                 f"{mb} row{'s need' if mb > 1 else ' needs'} {plan.peak_gib:.1f} (same effective batch of {effective})"
             )
             return Fit(max_length, mb, effective // mb, plan, why)
+    smallest = plan_memory(shape, round_to, 1, s)
+    if not smallest.fits(budget_gib):
+        why = (
+            f"the model does not fit {budget_gib:g} GiB at any max_length: even {round_to} tokens × 1 row need "
+            f"{smallest.peak_gib:.1f} GiB; choose a smaller model or a larger GPU"
+        )
+        return Fit(max_length, micro_batch, grad_accum, here, why)
     length = max_length // round_to * round_to
     while length > round_to and not plan_memory(shape, length, 1, s).fits(budget_gib):
         length -= round_to
@@ -320,8 +367,6 @@ def fit(
         f"{grad_accum} -> {effective}: even one row of {max_length} tokens needs "
         f"{plan_memory(shape, max_length, 1, s).peak_gib:.1f} GiB of the {budget_gib:g}"
     )
-    if not plan.fits(budget_gib):
-        why += f"; the model alone needs more than {budget_gib:g} GiB"
     return Fit(length, 1, effective, plan, why)
 
 

@@ -13,7 +13,9 @@ CUDA: random-weight models at the real sizes of Qwen3-1.7B (the bundled config) 
 loaded through train's own 4-bit loader on the fp16 path a T4 takes, memory capped at the T4's 14.74 GiB
 (`analyze.memory.GPUS`). For max_length 512, 1024 and 2048 at micro-batch 4: the measured peak of a training step
 (torch's max_memory_allocated plus the plan's CUDA-context allowance), the predicted peak and their error, and real
-tokens per second of packed rows against one conversation per padded row (the bundled sample's lengths).
+tokens per second of packed rows against one conversation per padded row (the bundled sample's lengths). Then a real
+`train` of a few steps on the Qwen3-1.7B-size model with LENGTHSCAN_EMULATE_T4=1: the loss path it chose, its
+memory plan against its measured peak, its train losses and tokens per second.
 
 The last line is one JSON object holding every row.
 """
@@ -142,6 +144,43 @@ def cuda_rows(lengths: list[int], micro_batch: int, steps: int) -> list[dict]:
     return rows
 
 
+def train_row(max_length: int, steps: int) -> dict:
+    """A real `train` of a few steps on a random-weight Qwen3-1.7B-size model, emulating a T4 (fp16 path, memory
+    capped): what it printed about the loss and memory, and its tokens per second."""
+    import csv
+    import shutil
+
+    from analyze.memory import bundled_config
+    from analyze.tokenizer import BUNDLED
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _random_model(bundled_config("Qwen/Qwen3-1.7B"), Path(tmp) / "model")
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(BUNDLED / "qwen3" / f, folder / f)
+        out = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "train", "--model", str(folder), "--data.train", str(SAMPLE)]
+        cmd += ["--max_length", str(max_length), "--run.max_steps", str(steps), "--output-dir", str(out)]
+        env = dict(os.environ, LENGTHSCAN_EMULATE_T4="1", PYTHONPATH=str(ROOT))
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        lines = done.stdout.splitlines()
+        log = out / "log.csv"
+        logged = list(csv.DictReader(log.read_text().splitlines())) if log.exists() else []
+    speeds = [float(r["tokens_per_second"]) for r in logged if r.get("tokens_per_second")]
+    row = {
+        "part": "train CLI (CUDA, T4 emulated)",
+        "max_length": max_length,
+        "steps": steps,
+        "rc": done.returncode,
+        "loss_line": next((x for x in lines if x.startswith("loss:")), None),
+        "memory_lines": [x for x in lines if "memory" in x.lower()],
+        "train_losses": [float(r["train_loss"]) for r in logged if r.get("train_loss")],
+        "tokens_per_second": speeds[-1] if speeds else None,
+        "stderr_tail": done.stderr.strip()[-400:] if done.returncode else "",
+    }
+    print(json.dumps(row, indent=1), flush=True)
+    return row
+
+
 def _random_model(config: dict, folder: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -257,6 +296,8 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=2048, help="CPU loss step: hidden size (Qwen3-1.7B's)")
     p.add_argument("--lengths", default="512,1024,2048", help="CUDA: max_lengths to measure")
     p.add_argument("--steps", type=int, default=5, help="CUDA: timed steps per layout")
+    p.add_argument("--train-length", type=int, default=1024, help="CUDA: max_length of the real train run")
+    p.add_argument("--train-steps", type=int, default=5, help="CUDA: optimizer steps of the real train run")
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--_loss", help=argparse.SUPPRESS)  # internal: measure one loss path in this process
     args = p.parse_args()
@@ -272,8 +313,9 @@ def main() -> None:
             result["full_over_chunked_peak"] = round(ok["full"]["peak_mib"] / max(ok["chunked"]["peak_mib"], 1), 1)
             print(f"full / chunked peak memory of the loss step: {result['full_over_chunked_peak']}×")
     else:
-        result = {"device": "cuda", "rows": cuda_rows([int(x) for x in args.lengths.split(",")], args.micro_batch,
-                                                      args.steps)}  # fmt: skip
+        rows = cuda_rows([int(x) for x in args.lengths.split(",")], args.micro_batch, args.steps)
+        rows.append(train_row(args.train_length, args.train_steps))
+        result = {"device": "cuda", "rows": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result))

@@ -138,3 +138,31 @@ def test_an_output_layer_with_a_bias_keeps_the_full_logits():
 def test_on_the_cpu_the_plain_pytorch_path_is_chosen_and_says_why():
     path = choose_loss_path(_tiny("qwen3"), "cpu")
     assert path.name == CHUNKED and "CUDA only" in path.describe()
+
+
+def test_fallback_order():
+    from train.loss import LIGER, fallback
+
+    assert fallback(LossPath(LIGER, "x"), "y").name == CHUNKED
+    assert fallback(LossPath(CHUNKED, "x"), "y").name == FULL
+
+
+def test_a_run_whose_loss_disagrees_with_the_model_falls_back_to_the_full_logits(tmp_path, monkeypatch, capsys):
+    """A wrong logit map stands in for an architecture the chunked loss does not know: the first-row check
+    catches it before training and the run goes on with the full logits, saying why."""
+    import train.loss
+    from tests.conftest import SAMPLE
+    from train.cli import main
+
+    real = train.loss.choose_loss_path
+
+    def wrong(model, device, dtype=None):
+        path = real(model, device, dtype)
+        return LossPath(path.name, path.why, LogitMap(scale=3.0), path.dtype)
+
+    monkeypatch.setattr(train.loss, "choose_loss_path", wrong)
+    args = ["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path / "run"), "--run.max_steps", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("loss:"))
+    assert line.startswith("loss: full logits (the chunked loss differed from the model's own logits by"), line

@@ -15,6 +15,7 @@ from analyze.errors import UserError
 from analyze.memory import (
     CONTEXT_GIB,
     GIB,
+    MARGIN,
     NF4_BYTES,
     OPTIMIZER_BYTES,
     Settings,
@@ -100,10 +101,39 @@ def test_fit_keeps_the_effective_batch_and_prefers_a_smaller_micro_batch(budget,
 
 
 def test_fit_only_uses_micro_batches_that_divide_the_effective_batch():
-    f = fit(QWEN, 2048, 4, 3, plan_memory(QWEN, 2048, 3).peak_gib + 0.01)  # effective 12: 3 × 4
+    def just_above(mb):  # a budget where `mb` rows fit with the margin, and more rows do not
+        return (plan_memory(QWEN, 2048, mb).peak_gib + 0.01) / (1 - MARGIN)
+
+    f = fit(QWEN, 2048, 4, 3, just_above(3))  # effective 12: 3 × 4
     assert (f.micro_batch_size, f.grad_accum_steps) == (3, 4)
-    f = fit(QWEN, 2048, 5, 1, plan_memory(QWEN, 2048, 4).peak_gib + 0.01)  # effective 5: 4 does not divide it
+    f = fit(QWEN, 2048, 5, 1, just_above(4))  # effective 5: 4 does not divide it
     assert (f.micro_batch_size, f.grad_accum_steps) == (1, 5)
+
+
+def test_a_model_that_fits_at_no_length_keeps_its_length_and_says_so():
+    f = fit(QWEN, 2048, 4, 4, 1.0)
+    assert (f.max_length, f.micro_batch_size) == (2048, 4) and "does not fit 1 GiB at any max_length" in f.change
+
+
+def test_configs_that_leave_sizes_to_their_class_defaults_and_vision_towers():
+    gemma3_4b = {  # the shape of Gemma 3 4B's config.json: text_config leaves heads, head size and vocabulary out
+        "model_type": "gemma3",
+        "text_config": {"model_type": "gemma3_text", "hidden_size": 2560, "intermediate_size": 10240,
+                        "num_hidden_layers": 34},
+        "vision_config": {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27},
+    }  # fmt: skip
+    shape = model_shape(gemma3_4b)
+    assert (shape.heads, shape.kv_heads, shape.head_dim, shape.vocab) == (8, 4, 256, 262_208)
+    assert shape.other_linear == (4 * 1152**2 + 2 * 1152 * 4304) * 27
+    text_only = model_shape({**gemma3_4b, "vision_config": None})
+    extra = plan_memory(shape, 512, 1).peak_gib - plan_memory(text_only, 512, 1).peak_gib
+    assert extra * GIB == pytest.approx(shape.other_linear * NF4_BYTES)
+
+
+def test_eager_attention_adds_its_scores():
+    gemma2 = replace(QWEN, eager_attention=True)
+    extra = plan_memory(gemma2, 2048, 4).peak_gib - plan_memory(QWEN, 2048, 4).peak_gib
+    assert extra * GIB >= 4 * 16 * 2048 * 2048 * 8  # micro-batch × heads × tokens² × bytes, in the recompute
 
 
 def test_gpu_names_and_numbers():
@@ -184,7 +214,7 @@ def test_train_refuses_before_loading_a_model_that_will_not_fit():
     with pytest.raises(UserError) as err:
         run_mod.check_memory(cfg, load_model_config(cfg.model), None, refuse=True, say=lambda _: None)
     message = str(err.value)
-    assert "more than the 6.0 GiB" in message and "\n" not in message
+    assert "more than the 6.0 GiB" in message and "\n" not in message and "--run.memory_check false" in message
     assert "--optim.micro_batch_size 1 --optim.grad_accum_steps 16 fits" in message and "--lora.r" in message
 
 

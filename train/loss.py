@@ -5,10 +5,11 @@ Averaging per micro-batch would weight a token of a short micro-batch more than 
 rows and gradient accumulation the honest number is sum(token losses) / (supervised tokens in the accumulated
 batch), which is what `PackedTrainer.compute_loss` returns per micro-batch so the accumulated gradients add up to it.
 
-The full logits upcast to fp32 cost ~12 bytes per (token, vocabulary entry) with their gradients: 15 GB at
-micro-batch 4, 2,048 tokens and Qwen3's 151,936 entries. `chunked_loss_sum` takes the final hidden states of the
-labelled positions only and makes logits for `chunk` of them at a time, in forward and again in backward, so the
-loss costs a few hundred MB whatever the vocabulary. Both give the same sum:
+The full logits, in fp16 and upcast to fp32 with their gradients, cost ~14 bytes per (token, vocabulary entry):
+~16 GiB at micro-batch 4, 2,048 tokens and Qwen3's 151,936 entries (`analyze.memory` counts them).
+`chunked_loss_sum` takes the final hidden states of the labelled positions only and makes logits for `chunk` of
+them at a time, in forward and again in backward, so the loss costs a few hundred MB whatever the vocabulary.
+Both give the same sum:
 
 >>> import torch
 >>> hidden, head = torch.randn(1, 3, 8, dtype=torch.float64), torch.randn(5, 8, dtype=torch.float64)
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from analyze.memory import LOSS_CHUNK_LOGITS
+from analyze.memory import chunk_tokens
 from train.rows import IGNORE
 
 
@@ -81,31 +82,24 @@ class LogitMap:
         return cls(scale=scale, softcap=getattr(text, "final_logit_softcapping", None) or None)
 
 
-def chunk_tokens(vocab: int) -> int:
-    """Labelled positions per chunk: at most LOSS_CHUNK_LOGITS logits at a time (≥ 16 rows, for the matmul).
-
-    >>> chunk_tokens(151_936), chunk_tokens(1_000)
-    (110, 16777)
-    """
-    return max(16, LOSS_CHUNK_LOGITS // vocab)
-
-
 def chunked_loss_sum(
     hidden: torch.Tensor,
     head: torch.Tensor,
     labels: torch.Tensor,
     logit_map: Callable[[torch.Tensor], torch.Tensor] = LogitMap(),
     chunk: int | None = None,
+    dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`token_loss_sum(logit_map(hidden @ head.T), labels)` without the full logits.
 
     hidden: (B, L, H), the model's final (normed) hidden states; head: (V, H), the output embedding's weight.
-    Under autocast the product is taken in the autocast dtype, like the model's own lm_head; the softmax in fp32.
+    The product is taken in `dtype` — the run's compute dtype, what autocast gives the model's own lm_head (the
+    loss runs outside the model's forward, where accelerate's autocast is off) — and the softmax in fp32.
     """
     mask = labels[:, 1:] != IGNORE
     picked = hidden[:, :-1][mask]  # (N, H): the positions that predict a supervised token
     targets = labels[:, 1:][mask]
-    dtype = _matmul_dtype(hidden)
+    dtype = dtype or _matmul_dtype(hidden)
     total = _ChunkedCrossEntropy.apply(
         picked.to(dtype), head, targets, logit_map, chunk or chunk_tokens(head.shape[0]), dtype
     )
@@ -167,6 +161,7 @@ class LossPath:
     name: str  # FULL, CHUNKED or LIGER
     why: str
     logit_map: LogitMap = LogitMap()
+    dtype: torch.dtype | None = None  # the matmul's dtype: the run's compute dtype (None: the hidden states')
 
     def describe(self) -> str:
         what = {
@@ -177,25 +172,32 @@ class LossPath:
         return f"loss: {what} ({self.why})"
 
 
-def choose_loss_path(model, device_type: str) -> LossPath:
+def choose_loss_path(model, device_type: str, dtype: torch.dtype | None = None) -> LossPath:
     """Liger Kernel where it runs (CUDA, installed, no logit scale), else the plain PyTorch chunked loss; the full
-    logits only for a model whose output layer the chunked loss cannot stand in for."""
+    logits only for a model whose output layer the chunked loss cannot stand in for. `dtype`: the run's compute
+    dtype."""
     base = unwrap(model)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     logit_map = LogitMap.from_config(base.config)
     if not isinstance(head, torch.nn.Linear) or head.bias is not None:
-        return LossPath(FULL, f"its output layer is a {type(head).__name__}, not a plain linear layer", logit_map)
+        why = f"its output layer is a {type(head).__name__}, not a plain linear layer"
+        return LossPath(FULL, why, logit_map, dtype)
     if "logits_to_keep" not in inspect.signature(base.forward).parameters:
-        return LossPath(FULL, f"{type(base).__name__}.forward takes no logits_to_keep", logit_map)
-    chunk = chunk_tokens(head.weight.shape[0])
-    plain = f"plain PyTorch, {chunk} positions per chunk"
+        return LossPath(FULL, f"{type(base).__name__}.forward takes no logits_to_keep", logit_map, dtype)
+    plain = f"plain PyTorch, {chunk_tokens(head.weight.shape[0])} positions per chunk"
     if device_type != "cuda":
-        return LossPath(CHUNKED, f"{plain}; Liger Kernel runs on CUDA only", logit_map)
+        return LossPath(CHUNKED, f"{plain}; Liger Kernel runs on CUDA only", logit_map, dtype)
     if importlib.util.find_spec("liger_kernel") is None:
-        return LossPath(CHUNKED, f"{plain}; pip install liger-kernel for the fused kernel", logit_map)
+        return LossPath(CHUNKED, f"{plain}; pip install liger-kernel for the fused kernel", logit_map, dtype)
     if logit_map.scale != 1.0:
-        return LossPath(CHUNKED, f"{plain}; Liger Kernel has no logit scale", logit_map)
-    return LossPath(LIGER, "liger-kernel is installed", logit_map)
+        return LossPath(CHUNKED, f"{plain}; Liger Kernel has no logit scale", logit_map, dtype)
+    return LossPath(LIGER, "liger-kernel is installed", logit_map, dtype)
+
+
+def fallback(path: LossPath, why: str) -> LossPath:
+    """The next path when `path` fails its check: Liger → the plain chunked loss → the full logits."""
+    name = CHUNKED if path.name == LIGER else FULL
+    return LossPath(name, why, path.logit_map, path.dtype)
 
 
 def unwrap(model):
@@ -217,15 +219,17 @@ def loss_sum(model, input_ids, position_ids, labels, path: LossPath):
     )
     hidden, head = outputs.hidden_states[-1], unwrap(model).get_output_embeddings().weight
     if path.name == LIGER:
-        return (*_liger_loss_sum(hidden, head, labels, path.logit_map), outputs)
-    return (*chunked_loss_sum(hidden, head, labels, path.logit_map), outputs)
+        return (*_liger_loss_sum(hidden, head, labels, path), outputs)
+    return (*chunked_loss_sum(hidden, head, labels, path.logit_map, dtype=path.dtype), outputs)
 
 
-def _liger_loss_sum(hidden, head, labels, logit_map: LogitMap):
+def _liger_loss_sum(hidden, head, labels, path: LossPath):
     from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
     mask = labels[:, 1:] != IGNORE
-    dtype = _matmul_dtype(hidden)
-    loss = LigerFusedLinearCrossEntropyLoss(reduction="sum", softcap=logit_map.softcap)
+    if not mask.any():  # Liger divides by its chunk count: nothing to predict is a zero loss, with a gradient path
+        return hidden.sum() * 0.0, mask.sum()
+    dtype = path.dtype or _matmul_dtype(hidden)
+    loss = LigerFusedLinearCrossEntropyLoss(reduction="sum", softcap=path.logit_map.softcap)
     total = loss(head.to(dtype), hidden[:, :-1][mask].to(dtype), labels[:, 1:][mask])
     return total.float(), mask.sum()

@@ -51,12 +51,32 @@ def resolve_device(requested: str, smoke: bool) -> str:
     )
 
 
+# Set to 1 to train on a larger GPU as on a T4: the fp16 path and memory capped at the T4's (`emulate_t4`). For
+# checking a T4 config, and the memory plan, on an A100 or H100.
+EMULATE_T4 = "LENGTHSCAN_EMULATE_T4"
+
+
+def emulating_t4() -> bool:
+    return os.environ.get(EMULATE_T4, "") not in ("", "0")
+
+
+def emulate_t4() -> float:
+    """Cap this process's CUDA memory at the T4's; return that budget in GiB."""
+    from analyze.memory import GIB, GPUS
+
+    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
+    torch.cuda.set_per_process_memory_fraction(min(1.0, GPUS["T4"] / total))
+    return GPUS["T4"]
+
+
 def pick_precision(device: str) -> Precision:
-    """fp16 on pre-Ampere GPUs such as the T4, bf16 where the hardware has it, fp32 on the CPU."""
+    """fp16 on pre-Ampere GPUs such as the T4 (or when emulating one), bf16 where the hardware has it, fp32 on the
+    CPU."""
     if device == "cpu":
         return Precision("cpu", "fp32", torch.float32, False, False, "adamw_torch")
     major, _ = torch.cuda.get_device_capability()
-    if major >= 8:  # is_bf16_supported() can say True on a T4 (emulated); the capability is the real answer
+    # is_bf16_supported() can say True on a T4 (emulated); the capability is the real answer
+    if major >= 8 and not emulating_t4():
         return Precision("cuda", "bf16 autocast, LoRA in fp32", torch.bfloat16, False, True, "paged_adamw_8bit")
     return Precision("cuda", "fp16 autocast, LoRA in fp32", torch.float16, True, False, "paged_adamw_8bit")
 

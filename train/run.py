@@ -144,7 +144,8 @@ def run(
     for warning in plan.warnings:
         say(f"warning: {warning}")
     watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None, budget)
-    memory = None if smoke else check_memory(cfg, model_config, budget, refuse=device == "cuda", say=say)
+    refuse = device == "cuda" and cfg.run.memory_check
+    memory = None if smoke else check_memory(cfg, model_config, budget, refuse=refuse, say=say)
     if dry_run:
         say("dry run: stopped before loading the model")
         return RunResult(out, out / ADAPTER_DIR, out / LOG_CSV, data, None, None, None, plan, cfg, memory)
@@ -174,6 +175,8 @@ def run(
         tokenizer.save_pretrained(adapter)
         save_resolved(cfg, prov, adapter / RESOLVED_CONFIG)
         say(f"saved: LoRA adapter, tokenizer and resolved config in {adapter}; log in {out / LOG_CSV}")
+        if precision.device == "cuda":
+            say(_measured_memory(memory))
         _plot_losses(out, say)
     loss = getattr(result, "training_loss", None)
     return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer, plan, cfg, memory)
@@ -292,7 +295,7 @@ def make_trainer(
         data_collator=PackedCollator(pad_id(tokenizer), cfg.max_length),
         processing_class=tokenizer,
         callbacks=callbacks,
-        loss_path=choose_loss_path(model, precision.device),
+        loss_path=choose_loss_path(model, precision.device, precision.compute_dtype),
         say=say,
     )
 
@@ -493,12 +496,28 @@ def _is_oom(e: BaseException) -> bool:
 
 
 def gpu_memory_gib() -> float:
-    """Memory of the GPU this process trains on, in GiB (as the memory plan's budgets count it)."""
+    """Memory of the GPU this process trains on, in GiB (as the memory plan's budgets count it); a T4's, capped,
+    when emulating one (`train.model.EMULATE_T4`)."""
     import torch
 
     from analyze.memory import GIB
+    from train.model import emulate_t4, emulating_t4
 
+    if emulating_t4():
+        return emulate_t4()
     return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
+
+
+def _measured_memory(memory: dict | None) -> str:
+    """The step's measured peak beside the plan's prediction (CUDA only), for the end of a run."""
+    import torch
+
+    from analyze.memory import CONTEXT_GIB, GIB
+
+    measured = torch.cuda.max_memory_allocated() / GIB + CONTEXT_GIB
+    predicted = (memory or {}).get("peak_gib")
+    vs = f"; the memory plan predicted {predicted:.2f} ({predicted / measured - 1:+.0%})" if predicted else ""
+    return f"GPU memory: peak {measured:.2f} GiB measured (allocated + {CONTEXT_GIB} GiB context){vs}"
 
 
 def check_memory(cfg: Config, model_config, budget: float | None, refuse: bool, say) -> dict:
@@ -533,7 +552,7 @@ def check_memory(cfg: Config, model_config, budget: float | None, refuse: bool, 
         f"{o.micro_batch_size}, more than the {m.budget_gib:.1f} GiB of {m.gpu}; {_memory_levers(cfg, m)}"
     )
     if refuse:
-        raise UserError(message + " (or set gpu: to your GPU if it has more memory)")
+        raise UserError(message + " (or --run.memory_check false to try anyway)")
     say(f"warning: {message}")
     return doc
 
