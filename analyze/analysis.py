@@ -17,7 +17,7 @@ from analyze.reader import check_paths
 from analyze.split import eval_mask
 from analyze.stats import LengthStats, PlanStats, candidate_lengths, candidates, length_stats, plan_stats
 from analyze.suggest import Suggestion, suggest
-from analyze.tokenizer import load_tokenizer, model_limit, resolve_tokenizer_name
+from analyze.tokenizer import load_tokenizer, measured_model, model_limit, resolve_tokenizer_name
 
 
 @dataclass
@@ -169,14 +169,8 @@ def analyze(
 
     With a `memory` model the suggestion never exceeds what fits its GPU: a smaller micro-batch (same effective
     batch) first, then a shorter max_length (`analyze.memory.fit`)."""
-    from analyze.errors import UserError
-
+    check_skips(tokenized, cfg.data.max_skip)
     table = tokenized.table
-    if not len(table):
-        raise UserError(
-            f"no record could be analysed ({tokenized.skips.total} skipped: "
-            f"{', '.join(f'{k} {v}' for k, v in tokenized.skips.counts.items())}); see the first skipped lines above"
-        )
     held = held_out(table, cfg)
     train = ~held
     o, s = cfg.optim, cfg.suggest
@@ -217,6 +211,24 @@ def _memory_reason(f: Fit, wanted: int, gpu: str) -> str:
     return f"micro-batch {f.micro_batch_size} × {f.grad_accum_steps} accumulation to fit {gpu}"
 
 
+def check_skips(tokenized: Tokenized, max_skip: float) -> None:
+    """A one-line error when nothing could be analysed or more than `max_skip` of the records were skipped: the
+    count, the top reasons, the first skipped lines and the fix. Both commands call it."""
+    from analyze.errors import UserError
+
+    skips, n = tokenized.skips, tokenized.records
+    if not skips.total:
+        return
+    first = "; ".join(skips.examples[:3])
+    if not n:
+        raise UserError(f"no record could be analysed: {skips.summary(n)}; first: {first}; check --format")
+    if skips.total / (n + skips.total) > max_skip:
+        raise UserError(
+            f"{skips.summary(n)}, more than data.max_skip {max_skip:g}; first: {first}; fix the data (--skipped-out "
+            "FILE lists every one), or allow it with --max-skip RATE"
+        )
+
+
 def held_out(table, cfg: Config) -> np.ndarray:
     """The records `train` holds out for eval: none when the config names eval files, else `data.eval_fraction`
     of the conversations by content (`analyze.split`)."""
@@ -233,18 +245,22 @@ def analyze_files(
     strict: bool = False,
     progress: bool | None = None,
     cache: bool = True,
+    on_tokenized=None,
     **overrides,
 ) -> Analysis:
     """Files → `Analysis` under the config (`overrides` by dotted key, e.g. `max_length=1024` or
     `**{"suggest.policy": "supervised"}`): what `lengthscan` and the notebook run.
 
-    The tokenizer is the config's `tokenizer`, else its model's own (bundled for Qwen3).
+    The tokenizer is the config's `tokenizer`, else its model's own (bundled for Qwen3). `on_tokenized` is called
+    with the `Tokenized` data before it is analysed.
     """
     cfg = with_values(cfg or Config(), {k: v for k, v in overrides.items() if v is not None})
     paths = check_paths(list(files))  # before the tokenizer loads: a typo fails at once
     tok = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
     tokenized = tokenize_files(paths, tok, fmt=cfg.data.format, strict=strict, progress=progress, cache=cache)
-    return analyze(tokenized, cfg, model_limit(tok, cfg.model), memory_model(cfg))
+    if on_tokenized is not None:  # before the checks, so a run stopped for its skips still writes their list
+        on_tokenized(tokenized)
+    return analyze(tokenized, cfg, model_limit(tok, measured_model(cfg)), memory_model(cfg))
 
 
 def _nice_step(raw: float) -> int:

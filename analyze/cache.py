@@ -25,7 +25,7 @@ from analyze.reader import SkipLog
 
 KEEP = 8  # entries kept; older ones are removed when a new one is stored
 ABANDONED_AFTER = 3600  # seconds without a write after which a hidden temporary entry is a killed run's leftover
-FORMAT_VERSION = 2  # 2: content_hash column
+FORMAT_VERSION = 3  # 2: content_hash column; 3: tool calls, content parts, reasoning; turns located by structure
 
 
 def cache_root() -> Path:
@@ -61,7 +61,8 @@ def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog] | None:
     except (OSError, ValueError, KeyError):
         return None
     os.utime(folder)  # recently used entries are kept longest
-    skips = SkipLog(counts=Counter(meta["skipped_reasons"]), examples=meta["skipped_examples"])
+    records = [tuple(r) for r in meta.get("skipped_records", [])]
+    skips = SkipLog(counts=Counter(meta["skipped_reasons"]), examples=meta["skipped_examples"], records=records)
     return LengthTable(**columns, ids=ids), skips
 
 
@@ -88,7 +89,12 @@ class Writer:
         del raw
         (self.tmp / "ids.raw").unlink()
         np.savez(self.tmp / "table.npz", **{k: getattr(table, k) for k in COLUMNS})
-        meta = {"skipped_reasons": dict(skips.counts), "skipped_examples": skips.examples, "version": __version__}
+        meta = {
+            "skipped_reasons": dict(skips.counts),
+            "skipped_examples": skips.examples,
+            "skipped_records": skips.records,
+            "version": __version__,
+        }
         (self.tmp / "meta.json").write_text(json.dumps(meta))
         final = cache_root() / self.key
         shutil.rmtree(final, ignore_errors=True)

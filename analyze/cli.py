@@ -25,12 +25,20 @@ CONFIG_FLAGS = {
     "gpu": "gpu",
     "micro_batch_size": "optim.micro_batch_size",
     "grad_accum_steps": "optim.grad_accum_steps",
+    "max_skip": "data.max_skip",
 }
 FLAG_HELP = {
     "tokenizer": "hub id, local folder or bundled:qwen3 (default: the config's, else the model's own)",
     "model": "the model you will train; its tokenizer and position limit are used (default: the config's)",
 }
-FLAG_TYPES = {"max_length": int, "target": float, "round_to": int, "micro_batch_size": int, "grad_accum_steps": int}
+FLAG_TYPES = {
+    "max_length": int,
+    "target": float,
+    "round_to": int,
+    "micro_batch_size": int,
+    "grad_accum_steps": int,
+    "max_skip": float,
+}
 FLAG_METAVARS = {
     "chat_template": "FILE",
     "max_length": "N",
@@ -39,6 +47,7 @@ FLAG_METAVARS = {
     "gpu": "NAME|GIB",
     "micro_batch_size": "N",
     "grad_accum_steps": "N",
+    "max_skip": "RATE",
 }
 
 
@@ -74,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the report")
     p.add_argument("--lengths-out", metavar="FILE", help="write per-record lengths to FILE (.csv or .parquet)")
+    p.add_argument(
+        "--skipped-out",
+        metavar="FILE",
+        help="write every skipped record's file, line, reason and detail to FILE (.csv or .jsonl)",
+    )
     p.add_argument("--plot", metavar="FILE.png", help="write the main figure (histogram and waste curve) to a PNG")
     p.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 2) instead of skipping")
     p.add_argument(
@@ -111,8 +125,14 @@ def run(args: argparse.Namespace) -> int:
     if "model" in given and "tokenizer" not in given:
         given["tokenizer"] = None  # another model: its own tokenizer, not the config's
     cfg = with_values(cfg, given, where="lengthscan options")
+    skipped_out = Path(args.skipped_out) if args.skipped_out else None
     analysis = analyze_files(
-        args.files or cfg.data.train, cfg, strict=args.strict, progress=args.progress, cache=args.cache
+        args.files or cfg.data.train,
+        cfg,
+        strict=args.strict,
+        progress=args.progress,
+        cache=args.cache,
+        on_tokenized=(lambda t: write_skipped(t.skips, skipped_out)) if skipped_out else None,
     )
     if args.lengths_out:
         write_lengths(analysis.tokenized, Path(args.lengths_out))
@@ -148,8 +168,25 @@ def _check_args(args: argparse.Namespace) -> None:
     """Options that are not config keys (those are checked with the config)."""
     if args.lengths_out and not args.lengths_out.endswith((".csv", ".parquet")):
         raise UserError(f"--lengths-out {args.lengths_out}: use a .csv or .parquet file name")
+    if args.skipped_out and not args.skipped_out.endswith((".csv", ".jsonl")):
+        raise UserError(f"--skipped-out {args.skipped_out}: use a .csv or .jsonl file name")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UserError(f"--plot {args.plot}: the figure is a PNG; give a file name ending in .png")
+
+
+def write_skipped(skips, path: Path) -> None:
+    """Every skipped record: file, line, reason, detail (CSV or JSON lines), in input order; written atomically."""
+    import pandas as pd
+
+    from analyze.atomic import replacing
+
+    rows = [(*where.rsplit(":", 1), reason, detail) for where, reason, detail in skips.records]
+    frame = pd.DataFrame(rows, columns=["file", "line", "reason", "detail"]).astype({"line": "int64"})
+    with replacing(path) as tmp:
+        if path.suffix == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_csv(tmp, index=False)
 
 
 def write_lengths(tokenized, path: Path) -> None:

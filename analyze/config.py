@@ -60,6 +60,13 @@ class DataConfig:
     eval_max: int = _f(
         2000, "…and at most this many conversations (the lowest hashes), so evaluating stays cheap on big data", ge=1
     )
+    max_skip: float = _f(
+        0.05,
+        "stop (exit 2) when more than this share of the records is skipped (malformed, unknown format, refused by "
+        "the template…), naming the top reasons; 1 = never",
+        ge=0.0,
+        le=1.0,
+    )
 
 
 @dataclass

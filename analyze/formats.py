@@ -1,20 +1,48 @@
 """Normalise one record of any supported dialogue format to a list of chat messages (or plain text).
 
-Every format ends up as `Conversation(messages)` — a list of `{"role", "content"}` dicts for the chat
-template — or as `Text(text)` for plain language-model data. Extra fields are ignored.
+Every format ends up as `Conversation(messages, tools)` — messages as Hugging Face chat templates read them — or
+as `Text(text)` for plain language-model data. Normalised messages have `role` and a string `content`; an
+assistant message may have `tool_calls` (`[{"type": "function", "function": {"name", "arguments": {...}}}]`,
+arguments an object) and `reasoning_content`; a tool message may have `tool_call_id` and `name`. `tools` is the
+record's list of tool schemas (passed to the template as `tools=`), or None. Extra fields are ignored.
 
 >>> to_example({"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]})
-Conversation(messages=[{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello'}])
+Conversation(messages=[{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello'}], tools=None)
 >>> to_example({"instruction": "Add", "input": "2+2", "output": "4"}).messages[0]
 {'role': 'user', 'content': 'Add\\n\\n2+2'}
 >>> to_example({"prompt": "Q", "completion": "A"}).messages[-1]
 {'role': 'assistant', 'content': 'A'}
 >>> to_example({"text": "Once upon a time"})
 Text(text='Once upon a time')
+
+OpenAI tool calling: `content` null beside `tool_calls`, arguments a JSON string, a `tool` reply:
+
+>>> ex = to_example({"messages": [
+...     {"role": "user", "content": "Weather in Paris?"},
+...     {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+...      "function": {"name": "weather", "arguments": "{\\"city\\": \\"Paris\\"}"}}]},
+...     {"role": "tool", "tool_call_id": "c1", "content": "18 C"}],
+...     "tools": [{"type": "function", "function": {"name": "weather", "parameters": {}}}]})
+>>> ex.messages[1]["content"], ex.messages[1]["tool_calls"]
+('', [{'type': 'function', 'function': {'name': 'weather', 'arguments': {'city': 'Paris'}}, 'id': 'c1'}])
+>>> ex.messages[2], len(ex.tools)
+({'role': 'tool', 'content': '18 C', 'tool_call_id': 'c1'}, 1)
+
+Content as a list of parts; ShareGPT with a top-level system prompt and a function call:
+
+>>> to_example({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"},
+...                                                        {"type": "text", "text": "b"}]}]}).messages
+[{'role': 'user', 'content': 'a\\nb'}]
+>>> sg = to_example({"system": "Be brief.", "conversations": [{"from": "human", "value": "2+2?"},
+...      {"from": "function_call", "value": "{\\"name\\": \\"calc\\", \\"arguments\\": {\\"x\\": \\"2+2\\"}}"},
+...      {"from": "observation", "value": "4"}, {"from": "gpt", "value": "4"}]})
+>>> [m["role"] for m in sg.messages], sg.messages[2]["tool_calls"][0]["function"]["name"]
+(['system', 'user', 'assistant', 'tool', 'assistant'], 'calc')
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +50,8 @@ from analyze.errors import SkipRecord
 
 FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
 
-# ShareGPT speaker names → chat roles. function_call is the assistant calling a tool (trained on);
-# observation is the tool's answer (not trained on).
+# ShareGPT speaker names → chat roles. function_call is the assistant calling a tool (trained on; its value a JSON
+# call or list of calls); observation is the tool's answer (not trained on).
 SHAREGPT_ROLES = {
     "human": "user",
     "user": "user",
@@ -42,7 +70,8 @@ SHAREGPT_ROLES = {
 
 @dataclass
 class Conversation:
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
+    tools: list[dict] | None = None
 
 
 @dataclass
@@ -93,6 +122,11 @@ def to_example(record: Any, fmt: str = "auto") -> Example:
         messages = _messages(_field(record, "messages"), "role", "content", roles=None)
     elif fmt == "sharegpt":
         messages = _messages(_field(record, "conversations"), "from", "value", roles=SHAREGPT_ROLES)
+        system = record.get("system")
+        if system is not None and not isinstance(system, str):
+            raise SkipRecord("non_string_content", f"'system' is {type(system).__name__}, not a string")
+        if system and not (messages and messages[0]["role"] == "system"):
+            messages.insert(0, {"role": "system", "content": system})
     elif fmt == "alpaca":
         messages = _alpaca(record)
     elif fmt == "prompt_completion":
@@ -101,7 +135,21 @@ def to_example(record: Any, fmt: str = "auto") -> Example:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not messages:
         raise SkipRecord("empty_conversation", "the conversation has no messages")
-    return Conversation(messages)
+    return Conversation(messages, _tools(record.get("tools")))
+
+
+def _tools(tools: Any) -> list[dict] | None:
+    """A record's tool schemas: a list of objects, or that list as a JSON string (LLaMA-Factory); None for none."""
+    if tools is None or tools == "" or tools == []:
+        return None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except ValueError:
+            raise SkipRecord("bad_tools", "'tools' is a string but not JSON") from None
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise SkipRecord("bad_tools", "'tools' must be a list of tool schemas (objects)")
+    return tools or None
 
 
 def _field(record: dict, key: str) -> Any:
@@ -122,22 +170,103 @@ def _messages(turns: Any, role_key: str, content_key: str, roles: dict[str, str]
         raise SkipRecord("unknown_format", f"expected a list of messages, got {type(turns).__name__}")
     messages = []
     for i, turn in enumerate(turns):
-        if not isinstance(turn, dict) or role_key not in turn or content_key not in turn:
-            raise SkipRecord("unknown_format", f"message {i} lacks {role_key!r}/{content_key!r}")
-        role, content = turn[role_key], turn[content_key]
+        if not isinstance(turn, dict) or role_key not in turn:
+            raise SkipRecord("unknown_format", f"message {i} lacks {role_key!r}")
+        role = turn[role_key]
         if not isinstance(role, str):
             raise SkipRecord("unknown_format", f"message {i}: {role_key!r} is not a string")
-        if not isinstance(content, str):
-            raise SkipRecord(
-                "non_string_content",
-                f"message {i}: {content_key!r} is {type(content).__name__}, not a string",
-            )
         if roles is not None:
             if role.lower() not in roles:
                 raise SkipRecord("unknown_format", f"message {i}: unknown speaker {role!r}")
-            role = roles[role.lower()]
-        messages.append({"role": role, "content": content})
+            speaker, role = role.lower(), roles[role.lower()]
+            if speaker == "function_call":  # ShareGPT: the value is the call itself
+                messages.append({"role": "assistant", "content": "", "tool_calls": _sharegpt_calls(turn, i)})
+                continue
+        calls = turn.get("tool_calls") or None
+        if content_key not in turn and not calls:
+            raise SkipRecord("unknown_format", f"message {i} lacks {content_key!r}")
+        message: dict[str, Any] = {"role": role, "content": _content(turn.get(content_key), i, content_key, calls)}
+        if calls:
+            message["tool_calls"] = [_tool_call(c, i) for c in _as_list(calls, i)]
+        reasoning = next((turn[k] for k in REASONING_KEYS if turn.get(k)), None)
+        if reasoning is not None:
+            if not isinstance(reasoning, str):
+                raise SkipRecord("non_string_content", f"message {i}: its reasoning is not a string")
+            message["reasoning_content"] = reasoning
+        for key in ("tool_call_id", "name"):
+            if role == "tool" and isinstance(turn.get(key), str):
+                message[key] = turn[key]
+        messages.append(message)
     return messages
+
+
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")  # how exports name a reply's reasoning
+TEXT_PARTS = ("text", "input_text", "output_text")  # content-part types that hold text
+PART_SEPARATOR = "\n"  # text parts are joined with this, so every template sees one string
+
+
+def _content(content: Any, i: int, key: str, calls) -> str:
+    """A message's content as one string: text parts joined; null only beside tool calls.
+
+    >>> _content([{"type": "text", "text": "x"}, "y"], 0, "content", None)
+    'x\\ny'
+    """
+    if isinstance(content, str):
+        return content
+    if content is None and calls:
+        return ""
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type") in TEXT_PARTS and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            else:
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise SkipRecord("non_text_content", f"message {i}: a content part of type {kind!r} (not text)")
+        return PART_SEPARATOR.join(texts)
+    raise SkipRecord("non_string_content", f"message {i}: {key!r} is {type(content).__name__}, not a string")
+
+
+def _as_list(calls: Any, i: int) -> list:
+    if isinstance(calls, dict):
+        return [calls]
+    if not isinstance(calls, list):
+        raise SkipRecord("bad_tool_call", f"message {i}: 'tool_calls' must be a list")
+    return calls
+
+
+def _tool_call(call: Any, i: int) -> dict:
+    """One call as templates read it: {"type": "function", "function": {"name", "arguments": object}}.
+    Accepts OpenAI's nested form and the flat {"name", "arguments"} form; arguments as an object or JSON string."""
+    if not isinstance(call, dict):
+        raise SkipRecord("bad_tool_call", f"message {i}: a tool call is not an object")
+    fn = call.get("function", call)
+    name, arguments = (fn.get("name"), fn.get("arguments", fn.get("parameters", {}))) if isinstance(fn, dict) else (
+        None, None)  # fmt: skip
+    if not isinstance(name, str) or not name:
+        raise SkipRecord("bad_tool_call", f"message {i}: a tool call has no function name")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise SkipRecord("bad_tool_call", f"message {i}: the arguments of {name!r} are not JSON") from None
+    if not isinstance(arguments, dict):
+        raise SkipRecord("bad_tool_call", f"message {i}: the arguments of {name!r} are not a JSON object")
+    out: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": arguments}}
+    if isinstance(call.get("id"), str):
+        out["id"] = call["id"]
+    return out
+
+
+def _sharegpt_calls(turn: dict, i: int) -> list[dict]:
+    value = turn.get("value")
+    try:
+        calls = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        raise SkipRecord("bad_tool_call", f"message {i}: the function_call value is not JSON") from None
+    return [_tool_call(c, i) for c in _as_list(calls, i)]
 
 
 def _alpaca(record: dict) -> list[dict]:

@@ -26,20 +26,35 @@ STRICT_HINT = " (--strict stops at the first bad record; drop it to skip)"
 
 @dataclass
 class SkipLog:
-    """Counts skipped records by reason and keeps the first few `file:line: detail` lines to show."""
+    """Counts skipped records by reason, keeps the first few `file:line: detail [reason]` lines to show, and every
+    skipped record's (place, reason, detail) for `--skipped-out`."""
 
     strict: bool = False
     keep: int = 5
     counts: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    records: list[tuple[str, str, str]] = field(default_factory=list)  # (file:line, reason, detail), input order
 
     def add(self, where: str, reason: str, detail: str) -> None:
         line = f"{where}: {detail} [{reason}]"
         if self.strict:
             raise UserError(f"{line}{STRICT_HINT}")
         self.counts[reason] += 1
+        self.records.append((where, reason, detail))
         if len(self.examples) < self.keep:
             self.examples.append(line)
+
+    def summary(self, analysed: int) -> str:
+        """'153 of 300 records skipped (51.0%): non_string_content 153, …'.
+
+        >>> log = SkipLog()
+        >>> log.add("a.jsonl:3", "malformed_json", "not valid JSON")
+        >>> log.summary(3)
+        '1 of 4 records skipped (25.0%): malformed_json 1'
+        """
+        n = analysed + self.total
+        reasons = ", ".join(f"{k} {v:,}" for k, v in self.counts.most_common())
+        return f"{self.total:,} of {n:,} records skipped ({self.total / max(n, 1):.1%}): {reasons}"
 
     def replay_strict(self) -> None:
         """Under --strict, fail on the first skip recorded earlier (a cached result keeps them)."""

@@ -3,10 +3,14 @@
 A record's token ids are exactly `tokenizer.apply_chat_template(messages, tokenize=True)["input_ids"]`: the
 template's rendering encoded with `add_special_tokens=False`, so BOS is never doubled.
 
-The supervised tokens are each assistant turn's content and the end-of-turn token right after it (not the role
-header). They are found in the *full* rendering — the content's character span, mapped to tokens through the fast
-tokenizer's offsets — because templates are not prefix-stable: Qwen3 gives only the last assistant turn an empty
-`<think>\\n\\n</think>\\n\\n` block, so rendering prefixes would give other tokens than training sees.
+The supervised tokens are each assistant turn's output — its reasoning as rendered, content and tool calls — and
+the end-of-turn token right after it (not the role header). They are located from the template's own structure,
+never by searching for the reply's text (a reply "a" is inside the `assistant` header, "hi" inside `<think>`, and
+reasoning repeated in every turn would be found in the wrong one): each assistant message is rendered once more
+with that message alone replaced by a marker, and the part of the full rendering that differs is that message's
+output (`reply_char_spans`). The full rendering is what training sees (templates are not prefix-stable: Qwen3 gives
+only the last assistant turn an empty `<think>` block); its character spans map to tokens through the fast
+tokenizer's offsets.
 """
 
 from __future__ import annotations
@@ -60,8 +64,11 @@ class Renderer:
                 "the tokenizer has no chat template, so chat data cannot be rendered; pass --chat-template FILE "
                 "(a Jinja template) or use a chat model's tokenizer"
             )
+        return self.render_messages(example.messages, example.tools)
+
+    def render_messages(self, messages: list[dict], tools: list[dict] | None = None) -> str:
         try:
-            return self.tok.apply_chat_template(example.messages, tokenize=False)
+            return self.tok.apply_chat_template(messages, tools=tools, tokenize=False)
         except Exception as e:  # jinja raise_exception(), TemplateError, TypeError from odd roles
             raise SkipRecord("template_error", f"the chat template refused it: {str(e)[:120]}") from None
 
@@ -87,7 +94,7 @@ class Renderer:
                 if isinstance(ex, Text):
                     out.append(self._text(enc, keep_ids))
                 else:
-                    spans = self._token_spans(enc, assistant_char_spans(text, ex.messages, self))
+                    spans = self._token_spans(enc, reply_char_spans(text, ex, self))
                     ids = np.asarray(enc.ids, dtype=np.int32) if keep_ids else None
                     out.append(Encoded(len(enc), spans, ids))
             except SkipRecord as skip:
@@ -130,56 +137,88 @@ class Renderer:
         return m.group() if m else ""
 
 
-def assistant_char_spans(text: str, messages: list[dict], renderer: Renderer) -> list[tuple[int, int]]:
-    """Character spans of each assistant turn (content + its end-of-turn token) in the rendered `text`.
+MARK = "\ue000"  # a private-use character: the marker that stands in for one message's output
 
-    Messages are looked up in order from a cursor, so a reply that repeats an earlier message is found in its own
-    turn. Templates may rewrite content (Qwen3 moves `<think>` reasoning into its own block; Llama 3 and Gemma trim
-    whitespace): those forms are tried too, and a reply that cannot be found at all is a skipped record.
+
+def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> list[tuple[int, int]]:
+    """Character spans of each assistant turn's output (and its end-of-turn token) in the rendered `text`.
+
+    For assistant message i the conversation is rendered again with that message's content replaced by a marker
+    and its tool calls and reasoning removed; the rendering differs from `text` exactly where message i's output
+    is (common prefix and suffix cut off). If the template refuses the message without its tool calls, they are
+    kept with marker names and arguments, and the span runs on to the end-of-turn token.
+
+    >>> from analyze.tokenizer import load_tokenizer
+    >>> r = Renderer(load_tokenizer("bundled:qwen3"))
+    >>> ex = Conversation([{"role": "user", "content": "a"}, {"role": "assistant", "content": "a"}])
+    >>> text = r.render(ex)
+    >>> [text[s:e] for s, e in reply_char_spans(text, ex, r)]    # the reply, not the "a" of "assistant"
+    ['a<|im_end|>']
     """
     spans = []
-    cursor = 0
-    for i, m in enumerate(messages):
-        content, is_reply = m["content"], m["role"] == "assistant"
-        if is_reply and not content.strip():
-            # An empty reply still teaches the model to end its turn: supervise the next end-of-turn token.
-            at = text.find(renderer.end_of_turn, cursor) if renderer.end_of_turn else -1
-            if at >= 0:
-                spans.append((at, at + len(renderer.end_of_turn)))
-                cursor = at + len(renderer.end_of_turn)
+    for i, m in enumerate(example.messages):
+        if m["role"] != "assistant":
             continue
-        found = _find_content(text, content, cursor)
-        if found is None:
-            if is_reply:
-                raise SkipRecord(
-                    "reply_not_in_rendering",
-                    f"assistant message {i} does not appear in the chat template's rendering",
-                )
-            continue
-        start, end = found
+        marked, kept_calls = _render_marked(example, i, renderer)
+        start, end = _differing(text, marked)
+        if start == end == -1:
+            raise SkipRecord(
+                "reply_not_in_rendering", f"assistant message {i} does not appear in the chat template's rendering"
+            )
+        if kept_calls:
+            eot = text.find(renderer.end_of_turn, end) if renderer.end_of_turn else -1
+            end = eot if 0 <= eot - end <= CALL_TAIL else end
         end += len(renderer.special_at(text, end))
-        if is_reply:
-            spans.append((start, end))
-        cursor = end
+        if spans and start < spans[-1][1]:
+            raise SkipRecord("turns_not_located", f"assistant message {i} overlaps the one before it in the rendering")
+        spans.append((start, end))
     return spans
 
 
-def _find_content(text: str, content: str, cursor: int) -> tuple[int, int] | None:
-    if not content:
-        return None
-    at = text.find(content, cursor)
-    if at >= 0:
-        return at, at + len(content)
-    if "</think>" in content:  # reasoning and answer rendered apart (Qwen3 style): span from one to the other
-        answer = content.split("</think>")[-1].lstrip("\n")
-        reasoning = content.split("</think>")[0].rstrip("\n").split("<think>")[-1].lstrip("\n")
-        r_at = text.find(reasoning, cursor) if reasoning.strip() else -1
-        a_at = text.find(answer, max(cursor, r_at)) if answer else -1
-        if a_at >= 0:
-            return (r_at if r_at >= 0 else a_at), a_at + len(answer)
-    stripped = content.strip()
-    if stripped and stripped != content:
-        at = text.find(stripped, cursor)
-        if at >= 0:
-            return at, at + len(stripped)
-    return None
+CALL_TAIL = 32  # at most this many characters between a marker call's end and the end-of-turn token
+
+
+def _render_marked(example: Conversation, i: int, renderer: Renderer, keep_calls: bool = False) -> tuple[str, bool]:
+    """The rendering with message i's output replaced by the marker, and whether its tool calls had to be kept:
+    dropped, or — when the template refuses that — kept with marker names and arguments."""
+    marked = {"role": "assistant", "content": MARK}
+    calls = example.messages[i].get("tool_calls")
+    if keep_calls and calls:
+        marked["tool_calls"] = [{"type": "function", "function": {"name": MARK, "arguments": {MARK: MARK}}}] * len(
+            calls
+        )
+    messages = [*example.messages[:i], marked, *example.messages[i + 1 :]]
+    try:
+        return renderer.render_messages(messages, example.tools), bool(keep_calls and calls)
+    except SkipRecord:
+        if keep_calls or not calls:
+            raise
+        return _render_marked(example, i, renderer, keep_calls=True)
+
+
+def _differing(a: str, b: str) -> tuple[int, int]:
+    """[start, end) of the part of `a` that differs from `b` once their common prefix and suffix are cut off;
+    (-1, -1) when they are equal.
+
+    >>> _differing("<s>hi</s>", "<s>\ue000</s>"), _differing("<s></s>", "<s>\ue000</s>"), _differing("x", "x")
+    ((3, 5), (3, 3), (-1, -1))
+    """
+    if a == b:
+        return -1, -1
+    n = min(len(a), len(b))
+    lo, hi = 0, n  # longest common prefix, by bisection on C-level slice comparisons
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    prefix = lo
+    lo, hi = 0, n - prefix
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid :] == b[len(b) - mid :]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return prefix, len(a) - lo

@@ -21,9 +21,11 @@ def render(a: Analysis, current_source: str) -> Group:
     skipped = f"{t.skips.total:,} skipped" + (
         " (" + ", ".join(f"{k}: {v:,}" for k, v in t.skips.counts.most_common()) + ")" if t.skips.total else ""
     )
+    if t.skips.total:  # first, so nobody misses it
+        lines.append(Text(f"warning  {t.skips.summary(t.records)}", style="bold yellow"))
+        for example in t.skips.examples:
+            lines.append(Text(f"  skipped {example}", style="yellow"))
     lines.append(Text(f"records  {t.records:,} analysed · {skipped}"))
-    for example in t.skips.examples:
-        lines.append(Text(f"  skipped {example}", style="yellow"))
     lines.append(Text(f"tokens   {total:,} total · {sup:,} supervised ({_pct(sup, total)})"))
     L = a.lengths
     lines.append(

@@ -32,7 +32,12 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 def content_hash(example: Example) -> int:
     """A 64-bit hash of an example's normalised content (messages or text); the same conversation in any input
     format (or file, or line) hashes the same."""
-    payload = example.text if isinstance(example, Text) else json.dumps(example.messages, sort_keys=True)
+    if isinstance(example, Text):
+        payload = example.text
+    elif example.tools:  # the schemas are part of what the model sees
+        payload = json.dumps({"messages": example.messages, "tools": example.tools}, sort_keys=True)
+    else:
+        payload = json.dumps(example.messages, sort_keys=True)
     return int.from_bytes(hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 

@@ -77,9 +77,21 @@ def model_positions(model_config) -> int | None:
     return int(positions) if positions else None
 
 
+def measured_model(cfg) -> str:
+    """The model whose tokens are counted, so whose position limit caps the suggestion: the config's `tokenizer`
+    when it names another model (a hub id or folder), else `model`.
+
+    >>> from analyze.config import Config
+    >>> measured_model(Config()), measured_model(Config(tokenizer="meta-llama/Llama-3.2-1B"))
+    ('Qwen/Qwen3-1.7B', 'meta-llama/Llama-3.2-1B')
+    """
+    own = resolve_tokenizer_name(None, cfg.model)
+    return cfg.tokenizer if cfg.tokenizer and cfg.tokenizer not in (own, cfg.model) else cfg.model
+
+
 def model_limit(tokenizer, model: str | None) -> tuple[int | None, str]:
     """The model's maximum positions and where that number came from (no network: local files only)."""
-    if model:
+    if model and not model.startswith("bundled:"):
         try:
             from transformers import AutoConfig
 

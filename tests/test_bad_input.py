@@ -17,10 +17,10 @@ BAD = [
     ("malformed_json", '{"messages": [ oops'),
     ("unknown_format", {"question": "Hi", "answer": "Hello"}),
     ("empty_conversation", {"messages": []}),
-    ("non_string_content", {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}),
+    ("non_text_content", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
     ("invalid_utf8", b'{"text": "caf\xe9"}'),
     ("unknown_format", "[1, 2]"),
-    ("template_error", {"messages": [{"role": "user", "content": None}]}),
+    ("non_string_content", {"messages": [{"role": "user", "content": None}]}),  # null only beside tool calls
 ]
 
 
@@ -32,7 +32,6 @@ def test_bad_records_are_counted_by_reason_and_the_rest_analysed(write_jsonl, qw
     expected = {}
     for reason, _ in BAD:
         expected[reason] = expected.get(reason, 0) + 1
-    expected["non_string_content"] += expected.pop("template_error")  # None content is not a string
     assert dict(result.skips.counts) == expected
     assert result.skips.examples[0].endswith("data.jsonl:2: not valid JSON (Expecting value) [malformed_json]")
     assert result.table.line.tolist() == [1, 11]
@@ -71,10 +70,43 @@ def test_strict_stops_at_the_first_bad_record(write_jsonl, capsys):
 
 
 def test_skips_are_shown_in_the_report_with_file_line(write_jsonl, capsys):
-    path = write_jsonl([GOOD, "{broken", GOOD])
+    path = write_jsonl([GOOD, "{broken", *[GOOD] * 20])
     assert main([str(path)]) == 0
     out = capsys.readouterr().out
     assert "1 skipped (malformed_json: 1)" in out and f"{path}:2" in out
+    # the first line after the header says it, with the share
+    assert out.splitlines()[1].startswith("warning  1 of 22 records skipped (4.5%): malformed_json 1")
+
+
+def test_more_skips_than_max_skip_is_exit_2_naming_reasons_and_lines(write_jsonl, capsys, tmp_path):
+    """A template that refuses half the data is no longer a quiet exit 0; the skipped list is still written."""
+    path = write_jsonl([GOOD, "{broken", GOOD, {"question": "x"}])
+    out = tmp_path / "skipped.jsonl"
+    assert main([str(path), "--skipped-out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 4 records skipped (50.0%): malformed_json 1, unknown_format 1, more than data.max_skip 0.05" in err
+    assert f"{path}:2" in err and "--max-skip" in err and len(err.strip().splitlines()) == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in rows] == [(2, "malformed_json"), (4, "unknown_format")]
+    assert all(r["file"] == str(path) for r in rows)
+    assert main([str(path), "--max-skip", "0.5"]) == 0  # records read + skipped still equal the input
+
+
+def test_the_all_skipped_error_shows_its_first_skipped_lines(write_jsonl, capsys):
+    path = write_jsonl(["{broken", {"question": "x"}])
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "no record could be analysed" in err and f"{path}:1: not valid JSON" in err and f"{path}:2" in err
+
+
+def test_skipped_out_csv_lists_every_skip(write_jsonl, tmp_path):
+    import csv
+
+    path = write_jsonl([GOOD, *["{broken"] * 7, *[GOOD] * 200])
+    out = tmp_path / "skipped.csv"
+    assert main([str(path), "--skipped-out", str(out)]) == 0
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [int(r["line"]) for r in rows] == list(range(2, 9)) and {r["reason"] for r in rows} == {"malformed_json"}
 
 
 @pytest.mark.parametrize(
@@ -135,4 +167,4 @@ def test_no_chat_template_is_a_clear_error_unless_given(tmp_path, write_jsonl, c
 
 def test_nothing_analysable_is_an_error(write_jsonl, capsys):
     assert main([str(write_jsonl(["{bad", "{worse"]))]) == 2
-    assert "no record could be analysed (2 skipped: malformed_json 2)" in capsys.readouterr().err
+    assert "no record could be analysed: 2 of 2 records skipped (100.0%): malformed_json 2" in capsys.readouterr().err

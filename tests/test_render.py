@@ -47,7 +47,8 @@ def analysed(write_jsonl, qwen3, records, **kw):
 def test_tokens_equal_apply_chat_template(fmt, write_jsonl, qwen3):
     record = RECORDS[fmt]
     result = analysed(write_jsonl, qwen3, [record])
-    expected = qwen3.apply_chat_template(to_example(record).messages, tokenize=True)["input_ids"]
+    example = to_example(record)
+    expected = qwen3.apply_chat_template(example.messages, tools=example.tools, tokenize=True)["input_ids"]
     assert result.table.row_ids(0).tolist() == expected
     assert result.table.tokens[0] == len(expected)
 
@@ -92,7 +93,8 @@ def test_reasoning_in_content_is_supervised(write_jsonl, qwen3):
     table = analysed(write_jsonl, qwen3, [{"messages": chat}]).table
     assert table.row_ids(0).tolist() == qwen3.apply_chat_template(chat, tokenize=True)["input_ids"]
     (span,) = decode_supervised(table, 0, qwen3)
-    assert span.startswith("<think>\nadd them") and span.endswith("4<|im_end|>")
+    # the template opens a <think> block for the last turn whatever the reply: scaffolding, like the role header
+    assert span == "add them\n</think>\n\n4<|im_end|>"
 
 
 def test_repeated_text_is_found_in_its_own_turn(write_jsonl, qwen3):

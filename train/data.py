@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyze.analysis import Analysis, analyze, held_out
+from analyze.analysis import Analysis, analyze, check_skips, held_out
 from analyze.config import Config
 from analyze.errors import UserError
 from analyze.memory import memory_model
@@ -56,11 +56,7 @@ class TrainData:
 def tokenize(cfg: Config, tokenizer, files: list) -> Tokenized:
     """The files' token table with ids; with several processes the main one tokenizes (and fills the cache) first."""
     tokenized = main_first(lambda: tokenize_files(files, tokenizer, fmt=cfg.data.format, keep_ids=True))
-    if not len(tokenized.table):
-        raise UserError(
-            f"no usable record in {', '.join(map(str, files))} ({tokenized.skips.total} skipped: "
-            f"{', '.join(f'{k} {v}' for k, v in tokenized.skips.counts.items())}); check data.format"
-        )
+    check_skips(tokenized, cfg.data.max_skip)  # the same rule as lengthscan's
     return tokenized
 
 

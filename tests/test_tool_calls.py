@@ -1,0 +1,185 @@
+"""Tool calls, content parts and reasoning: every record's tokens are apply_chat_template's on the normalised
+messages (with the schemas as `tools=`), and the supervised tokens are located from the template's structure —
+checked against token positions worked out by hand."""
+
+import json
+
+import pytest
+
+from analyze.formats import to_example
+from analyze.pipeline import tokenize_files
+from analyze.tokenizer import load_tokenizer
+from tests.families import make_family
+
+WEATHER = {"type": "function", "function": {"name": "weather", "description": "Weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip
+CALL = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+
+RECORDS = {
+    "openai, content null, arguments a JSON string": {
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [CALL]},
+            {"role": "tool", "tool_call_id": "c1", "name": "weather", "content": '{"temp": 18}'},
+            {"role": "assistant", "content": "18 degrees."},
+        ],
+        "tools": [WEATHER],
+    },
+    "openai, content absent, arguments an object": {
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "tool_calls": [{**CALL, "function": {"name": "weather", "arguments": {"city": "P"}}}],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "18"},
+            {"role": "assistant", "content": "18."},
+        ],
+        "tools": [WEATHER],
+    },
+    "content parts": {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Hi!"}]},
+        ]
+    },
+    "reasoning_content": {
+        "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "reasoning_content": "Add them.", "content": "4"},
+        ]
+    },
+    "sharegpt with system and tools (LLaMA-Factory)": {
+        "system": "You are helpful.",
+        "tools": json.dumps([WEATHER["function"]]),
+        "conversations": [
+            {"from": "human", "value": "Weather in Oslo?"},
+            {"from": "function_call", "value": '{"name": "weather", "arguments": {"city": "Oslo"}}'},
+            {"from": "observation", "value": '{"temp": 3}'},
+            {"from": "gpt", "value": "3 degrees."},
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    return load_tokenizer(str(make_family("llama", tmp_path_factory.mktemp("llama"))))
+
+
+def _table(tmp_path, tok, records):
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = tokenize_files([path], tok, keep_ids=True, cache=False)
+    assert result.skips.total == 0, list(result.skips.examples)
+    return result.table
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+@pytest.mark.parametrize("family", ["qwen3", "llama"])
+def test_tokens_are_apply_chat_template_on_the_normalised_record(name, family, tmp_path, qwen3, llama):
+    tok = {"qwen3": qwen3, "llama": llama}[family]
+    record = RECORDS[name]
+    table = _table(tmp_path, tok, [record])
+    example = to_example(record)
+    want = tok.apply_chat_template(example.messages, tools=example.tools, tokenize=True)["input_ids"]
+    assert table.row_ids(0).tolist() == want
+    if example.tools:  # the schemas are counted: the same record without them is shorter
+        bare = tok.apply_chat_template(example.messages, tokenize=True)["input_ids"]
+        assert len(want) > len(bare)
+
+
+def _spans(table, i=0) -> list[tuple[int, int]]:
+    return [(int(s), int(e)) for s, e in zip(*table.spans(i), strict=True)]
+
+
+def _supervised(tok, table, i=0) -> list[str]:
+    ids = table.row_ids(i).tolist()
+    return [tok.decode(ids[s:e]) for s, e in _spans(table, i)]
+
+
+@pytest.mark.parametrize("reply", ["a", "hi", "user", "assistant", "think", "<", "im", "Hi"])
+def test_a_reply_found_in_headers_or_special_tokens_is_supervised_in_its_own_place(reply, tmp_path, qwen3):
+    """Qwen3 renders the last turn as `<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n` + reply +
+    `<|im_end|>\\n`: the supervised tokens are the reply's own and `<|im_end|>`, at the end, nothing else."""
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": reply}]
+    table = _table(tmp_path, qwen3, [{"messages": chat}])
+    ids = table.row_ids(0).tolist()
+    reply_ids = qwen3.encode(reply, add_special_tokens=False)
+    n = len(ids)
+    # by hand: ... reply_ids, <|im_end|>, "\n"  →  supervised positions n-2-len(reply) .. n-2
+    assert ids[n - 2 - len(reply_ids) : n - 2] == reply_ids and ids[n - 2] == qwen3.convert_tokens_to_ids("<|im_end|>")
+    assert _spans(table) == [(n - 2 - len(reply_ids), n - 1)]
+
+
+def test_an_empty_reply_supervises_its_end_of_turn(tmp_path, qwen3):
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}]
+    table = _table(tmp_path, qwen3, [{"messages": chat}])
+    assert _supervised(qwen3, table) == ["<|im_end|>"]
+    assert _spans(table) == [(len(table.row_ids(0)) - 2, len(table.row_ids(0)) - 1)]
+
+
+def test_a_reply_equal_to_earlier_messages_is_supervised_in_its_turn(tmp_path, qwen3):
+    chat = [
+        {"role": "user", "content": "ok"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "ok"},
+        {"role": "assistant", "content": "ok"},
+    ]
+    table = _table(tmp_path, qwen3, [{"messages": chat}])
+    ids = table.row_ids(0).tolist()
+    end = qwen3.convert_tokens_to_ids("<|im_end|>")
+    ends = [i for i, t in enumerate(ids) if t == end]  # user, assistant, user, assistant
+    assert _spans(table) == [(ends[1] - 1, ends[1] + 1), (ends[3] - 1, ends[3] + 1)]
+
+
+def test_reasoning_repeated_in_every_turn_is_supervised_where_the_template_renders_it(tmp_path, qwen3):
+    """Qwen3 drops the reasoning of turns before the last user message and renders the last turn's."""
+    chat = [
+        {"role": "user", "content": "1+1?"},
+        {"role": "assistant", "reasoning_content": "Add.", "content": "2"},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "reasoning_content": "Add.", "content": "4"},
+    ]
+    table = _table(tmp_path, qwen3, [{"messages": chat}])
+    assert _supervised(qwen3, table) == ["2<|im_end|>", "Add.\n</think>\n\n4<|im_end|>"]
+
+
+def test_the_tool_call_is_supervised_and_the_tools_result_is_not(tmp_path, qwen3, llama):
+    record = RECORDS["openai, content null, arguments a JSON string"]
+    table = _table(tmp_path, qwen3, [record])
+    assert _supervised(qwen3, table) == [
+        '<tool_call>\n{"name": "weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>',
+        "18 degrees.<|im_end|>",
+    ]
+    table = _table(tmp_path, llama, [record])  # Llama 3.1: the call as JSON in the assistant turn
+    assert _supervised(llama, table) == [
+        '{"name": "weather", "parameters": {"city": "Paris"}}<|eot_id|>',
+        "18 degrees.<|eot_id|>",
+    ]
+
+
+def test_non_text_parts_and_bad_calls_are_named_skips(tmp_path, qwen3):
+    records = [
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+        {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]},
+        {"messages": [{"role": "user", "content": "x"}], "tools": "not json"},
+    ]
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = tokenize_files([path], qwen3, cache=False)
+    assert dict(result.skips.counts) == {"non_text_content": 1, "bad_tool_call": 1, "bad_tools": 1}
+
+
+def test_the_position_limit_is_the_measured_models_never_the_configs_other_model(tmp_path, capsys):
+    from analyze.cli import main
+    from tests.conftest import SAMPLE
+
+    folder = make_family("llama", tmp_path / "llama")  # config.json: 8,192 positions; Qwen3's would be 40,960
+    assert main([str(SAMPLE), "--json", "--tokenizer", str(folder), "--max-skip", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model_max_positions"] == 8192
+    (folder / "config.json").unlink()  # a tokenizer folder alone: its model_max_length, else unknown
+    assert main([str(SAMPLE), "--json", "--tokenizer", str(folder), "--max-skip", "1", "--no-cache"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model_max_positions"] is None  # unknown, not Qwen3's 40,960
