@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from analyze.config import Config, SuggestConfig, with_values
+from analyze.formats import Options, load_tools
 from analyze.memory import Fit, MemoryModel, memory_model
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import make_plan
@@ -100,6 +101,7 @@ class Analysis:
             "skipped": t.skips.total,
             "skipped_reasons": dict(t.skips.counts),
             "skipped_examples": list(t.skips.examples),
+            "roles_fixed": dict(t.roles_fixed),
             "files": [str(p) for p in t.paths],
             "data_fingerprint": t.data_fingerprint,
             "tokenizer": t.tokenizer_name,
@@ -211,6 +213,11 @@ def _memory_reason(f: Fit, wanted: int, gpu: str) -> str:
     return f"micro-batch {f.micro_batch_size} × {f.grad_accum_steps} accumulation to fit {gpu}"
 
 
+def read_options(cfg: Config) -> Options:
+    """The config's format and normalisation options (`data.format`, `data.tools`, `data.fix_roles`)."""
+    return Options(cfg.data.format, load_tools(cfg.data.tools), cfg.data.fix_roles)
+
+
 def check_skips(tokenized: Tokenized, max_skip: float) -> None:
     """A one-line error when nothing could be analysed or more than `max_skip` of the records were skipped: the
     count, the top reasons, the first skipped lines and the fix. Both commands call it."""
@@ -257,7 +264,7 @@ def analyze_files(
     cfg = with_values(cfg or Config(), {k: v for k, v in overrides.items() if v is not None})
     paths = check_paths(list(files))  # before the tokenizer loads: a typo fails at once
     tok = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
-    tokenized = tokenize_files(paths, tok, fmt=cfg.data.format, strict=strict, progress=progress, cache=cache)
+    tokenized = tokenize_files(paths, tok, strict=strict, progress=progress, cache=cache, options=read_options(cfg))
     if on_tokenized is not None:  # before the checks, so a run stopped for its skips still writes their list
         on_tokenized(tokenized)
     return analyze(tokenized, cfg, model_limit(tok, measured_model(cfg)), memory_model(cfg))

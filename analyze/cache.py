@@ -45,12 +45,13 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return h.hexdigest()[:16]
 
 
-def key(paths: list[Path], data_fp: str, tokenizer_fp: str, fmt: str) -> str:
-    parts = [__version__, str(FORMAT_VERSION), data_fp, tokenizer_fp, fmt, *(str(p.resolve()) for p in paths)]
+def key(paths: list[Path], data_fp: str, tokenizer_fp: str, options: str) -> str:
+    """The cache entry of these files' bytes and names, this tokenizer and these format options."""
+    parts = [__version__, str(FORMAT_VERSION), data_fp, tokenizer_fp, options, *(str(p.resolve()) for p in paths)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog] | None:
+def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog, Counter] | None:
     """The stored table (ids memory-mapped when asked) and skips, or None if absent or unreadable."""
     folder = cache_root() / entry_key
     try:
@@ -63,7 +64,7 @@ def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog] | None:
     os.utime(folder)  # recently used entries are kept longest
     records = [tuple(r) for r in meta.get("skipped_records", [])]
     skips = SkipLog(counts=Counter(meta["skipped_reasons"]), examples=meta["skipped_examples"], records=records)
-    return LengthTable(**columns, ids=ids), skips
+    return LengthTable(**columns, ids=ids), skips, Counter(meta.get("roles_fixed", {}))
 
 
 class Writer:
@@ -81,7 +82,7 @@ class Writer:
         self._ids.write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
         self.count += len(ids)
 
-    def finish(self, table: LengthTable, skips: SkipLog) -> np.ndarray:
+    def finish(self, table: LengthTable, skips: SkipLog, roles_fixed: Counter | None = None) -> np.ndarray:
         """Publish the entry; returns its ids, memory-mapped from the published file."""
         self._ids.close()
         raw = np.memmap(self.tmp / "ids.raw", dtype=np.int32, mode="r", shape=(self.count,)) if self.count else None
@@ -93,6 +94,7 @@ class Writer:
             "skipped_reasons": dict(skips.counts),
             "skipped_examples": skips.examples,
             "skipped_records": skips.records,
+            "roles_fixed": dict(roles_fixed or {}),
             "version": __version__,
         }
         (self.tmp / "meta.json").write_text(json.dumps(meta))

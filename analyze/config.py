@@ -30,7 +30,7 @@ LR_SCHEDULERS = (
     "cosine", "cosine_with_restarts", "linear", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt"
 )  # fmt: skip
 # Keys whose values are file paths: in a config file they are relative to the file's own folder.
-PATH_KEYS = ("data.train", "data.eval", "chat_template", "run.output_dir")
+PATH_KEYS = ("data.train", "data.eval", "data.tools", "chat_template", "run.output_dir")
 # Keys that name a hub id or a local folder: relative to the config file when such a folder exists there.
 PATH_OR_ID_KEYS = ("model", "tokenizer")
 
@@ -59,6 +59,14 @@ class DataConfig:
     )
     eval_max: int = _f(
         2000, "…and at most this many conversations (the lowest hashes), so evaluating stays cheap on big data", ge=1
+    )
+    tools: str | None = _f(
+        None, "a JSON file with a list of tool schemas, given to the template for records that have no 'tools'"
+    )
+    fix_roles: bool = _f(
+        False,
+        "when the chat template refuses a conversation's roles: merge consecutive turns of one role, then fold tool "
+        "turns into user and assistant text; each change is counted in the report (off: such records are skipped)",
     )
     max_skip: float = _f(
         0.05,

@@ -50,6 +50,87 @@ from analyze.errors import SkipRecord
 
 FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
 
+
+@dataclass(frozen=True)
+class Options:
+    """How records become examples, besides their format: tool schemas for records without their own (as JSON),
+    and whether refused roles are fixed (`fix_roles`). Part of the cache key."""
+
+    fmt: str = "auto"
+    tools_json: str | None = None
+    fix_roles: bool = False
+
+    @property
+    def tools(self) -> list[dict] | None:
+        return json.loads(self.tools_json) if self.tools_json else None
+
+    def key(self) -> str:
+        return json.dumps([self.fmt, self.tools_json, self.fix_roles])
+
+
+def load_tools(path: str | None) -> str | None:
+    """The tool schemas of `data.tools` as canonical JSON, or a one-line error naming the file."""
+    from pathlib import Path
+
+    from analyze.errors import UserError
+
+    if not path:
+        return None
+    try:
+        tools = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"{path}: cannot read data.tools ({e.strerror}); check the path") from None
+    except ValueError as e:
+        raise UserError(f"{path}: data.tools is not JSON ({e}); it must be a list of tool schemas") from None
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise UserError(f"{path}: data.tools must be a JSON list of tool schemas (objects)")
+    return json.dumps(tools, sort_keys=True)
+
+
+def merge_consecutive(messages: list[dict]) -> list[dict]:
+    """Turns of one role in a row become one turn (contents joined by a blank line, tool calls kept in order).
+
+    >>> merge_consecutive([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+    [{'role': 'user', 'content': 'a\\n\\nb'}]
+    """
+    out: list[dict] = []
+    for m in messages:
+        if out and out[-1]["role"] == m["role"]:
+            prev = dict(out[-1])
+            prev["content"] = "\n\n".join(c for c in (prev["content"], m["content"]) if c)
+            if m.get("tool_calls"):
+                prev["tool_calls"] = [*prev.get("tool_calls", []), *m["tool_calls"]]
+            out[-1] = prev
+        else:
+            out.append(dict(m))
+    return out
+
+
+def fold_tools(messages: list[dict]) -> list[dict]:
+    """Tool turns as the roles every template accepts: a call becomes its JSON in the assistant's text, a tool's
+    result a user turn; then turns of one role in a row are merged.
+
+    >>> fold_tools([{"role": "assistant", "content": "", "tool_calls": [{"type": "function",
+    ...             "function": {"name": "f", "arguments": {"x": 1}}}]}, {"role": "tool", "content": "2"}])
+    [{'role': 'assistant', 'content': '{"name": "f", "arguments": {"x": 1}}'}, {'role': 'user', 'content': '2'}]
+    """
+    out = []
+    for m in messages:
+        if m["role"] == "tool":
+            out.append({"role": "user", "content": m["content"]})
+        elif m.get("tool_calls"):
+            calls = [json.dumps({"name": c["function"]["name"], "arguments": c["function"]["arguments"]})
+                     for c in m["tool_calls"]]  # fmt: skip
+            rest = {k: v for k, v in m.items() if k != "tool_calls"}
+            out.append(rest | {"content": "\n".join(c for c in (m["content"], *calls) if c)})
+        else:
+            out.append(m)
+    return merge_consecutive(out)
+
+
+# the opt-in fixes for roles a template refuses, tried in this order (each on top of the one before)
+ROLE_FIXES = (("merged_consecutive_roles", merge_consecutive), ("folded_tool_turns", fold_tools))
+
 # ShareGPT speaker names → chat roles. function_call is the assistant calling a tool (trained on; its value a JSON
 # call or list of calls); observation is the tool's answer (not trained on).
 SHAREGPT_ROLES = {
@@ -110,8 +191,9 @@ def detect_format(record: Any) -> str:
     )
 
 
-def to_example(record: Any, fmt: str = "auto") -> Example:
-    """Turn one parsed JSON record into a `Conversation` or `Text`, or raise `SkipRecord`."""
+def to_example(record: Any, fmt: str = "auto", default_tools: list[dict] | None = None) -> Example:
+    """Turn one parsed JSON record into a `Conversation` or `Text`, or raise `SkipRecord`. `default_tools`: the
+    schemas for a record without its own `tools` (`data.tools`)."""
     if fmt == "auto":
         fmt = detect_format(record)
     elif not isinstance(record, dict):
@@ -135,7 +217,7 @@ def to_example(record: Any, fmt: str = "auto") -> Example:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not messages:
         raise SkipRecord("empty_conversation", "the conversation has no messages")
-    return Conversation(messages, _tools(record.get("tools")))
+    return Conversation(messages, _tools(record.get("tools")) or default_tools)
 
 
 def _tools(tools: Any) -> list[dict] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -67,6 +67,7 @@ class Chunk:
     columns: dict[str, np.ndarray]
     ids: np.ndarray | None
     skipped: list[tuple[int, int, str, str]]
+    roles_fixed: dict[str, int] = field(default_factory=dict)  # records changed by `data.fix_roles`, by fix
 
 
 class TableBuilder:

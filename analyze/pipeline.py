@@ -15,10 +15,10 @@ import os
 import pickle
 import sys
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from analyze import cache as cache_mod
 from analyze.errors import SkipRecord
-from analyze.formats import to_example
+from analyze.formats import Options, to_example
 from analyze.lengths import Chunk, LengthTable, TableBuilder
 from analyze.reader import RecordReader, SkipLog, check_paths, fingerprint, parse_record
 from analyze.render import Encoded, Renderer
@@ -49,6 +49,7 @@ class Tokenized:
     data_fingerprint: str
     tokenizer_fingerprint: str
     from_cache: bool = False
+    roles_fixed: Counter = field(default_factory=Counter)  # records whose roles `data.fix_roles` changed, by fix
 
     @property
     def records(self) -> int:
@@ -64,23 +65,26 @@ def tokenize_files(
     progress: bool | None = None,
     cache: bool = True,
     workers: int | None = None,
+    options: Options | None = None,
 ) -> Tokenized:
     """Tokenize every record of `paths` exactly as the trainer will; bad records are counted, not fatal.
 
     With `cache` (default), the result is stored under the data's and tokenizer's fingerprints and reused by
     the next call with the same files, tokenizer and format. `workers`: processes to use (default: one per core
-    for inputs over 16 MB, none for smaller ones).
+    for inputs over 16 MB, none for smaller ones). `options`: the format and normalisation options (default: `fmt`
+    and nothing else).
     """
+    options = options or Options(fmt)
     files = check_paths(list(paths))
     data_fp = fingerprint(files)
     name = getattr(tokenizer, "name_for_report", getattr(tokenizer, "name_or_path", "tokenizer"))
     tok_fp = cache_mod.tokenizer_fingerprint(tokenizer)
-    key = cache_mod.key(files, data_fp, tok_fp, fmt) if cache else None
+    key = cache_mod.key(files, data_fp, tok_fp, options.key()) if cache else None
     if key and (hit := cache_mod.load(key, keep_ids)):
-        table, skips = hit
+        table, skips, fixed = hit
         skips.strict = strict
         skips.replay_strict()
-        return Tokenized(files, table, skips, name, data_fp, tok_fp, from_cache=True)
+        return Tokenized(files, table, skips, name, data_fp, tok_fp, from_cache=True, roles_fixed=fixed)
 
     reader = RecordReader(files)
     skips = SkipLog(strict=strict)
@@ -92,12 +96,14 @@ def tokenize_files(
     if workers is None:
         workers = (os.cpu_count() or 1) if reader.total_bytes >= WORKERS_MIN_BYTES else 0
     ids_parts: list[np.ndarray] = []
+    fixed: Counter = Counter()
     try:
         # the pool's processes start before the progress bar's thread does (see `_worker_pool`)
         with _worker_pool(tokenizer, workers) as pool, _progress_bar(progress, reader.total_bytes) as bar:
-            for chunk in _encoded_chunks(reader, tokenizer, fmt, keep, pool, workers):
+            for chunk in _encoded_chunks(reader, tokenizer, options, keep, pool, workers):
                 for fi, line, reason, detail in chunk.skipped:
                     skips.add(f"{files[fi]}:{line}", reason, detail)
+                fixed.update(chunk.roles_fixed)
                 builder.add(chunk)
                 if chunk.ids is not None:
                     if store is not None:
@@ -107,7 +113,7 @@ def tokenize_files(
                 bar(reader.bytes_read)
         table = builder.build()
         if store is not None:
-            stored_ids = store.finish(table, skips)
+            stored_ids = store.finish(table, skips, fixed)
             table.ids = stored_ids if keep_ids else None
         elif keep_ids:
             table.ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
@@ -115,17 +121,19 @@ def tokenize_files(
         if store is not None:
             store.abort()
         raise
-    return Tokenized(files, table, skips, name, data_fp, tok_fp)
+    return Tokenized(files, table, skips, name, data_fp, tok_fp, roles_fixed=fixed)
 
 
-def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], fmt: str, keep_ids: bool) -> Chunk:
+def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], options: Options, keep_ids: bool) -> Chunk:
     """Parse, normalise, render and encode one chunk of raw records; every record is encoded or skipped."""
     skipped: list[tuple[int, int, str, str]] = []
     sources, examples, texts = [], [], []
+    tools, fixed = options.tools, Counter()
     for fi, line, raw in items:
         try:
-            example = to_example(parse_record(raw), fmt)
-            text = renderer.render(example)
+            example = to_example(parse_record(raw), options.fmt, tools)
+            text, example, fixes = renderer.render_fixing(example, options.fix_roles)
+            fixed.update(fixes)
             _check_unicode(text)
         except SkipRecord as skip:
             skipped.append((fi, line, skip.reason, skip.detail))
@@ -158,7 +166,7 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], fmt: 
     ids = None
     if keep_ids:
         ids = np.concatenate([enc.ids for _, enc in kept]) if kept else np.zeros(0, np.int32)
-    return Chunk(columns, ids, skipped)
+    return Chunk(columns, ids, skipped, fixed)
 
 
 @contextlib.contextmanager
@@ -199,7 +207,7 @@ def _fork_is_safe() -> bool:
 
 
 def _encoded_chunks(
-    reader: RecordReader, tokenizer, fmt: str, keep_ids: bool, pool: ProcessPoolExecutor | None, workers: int
+    reader: RecordReader, tokenizer, fmt: Options, keep_ids: bool, pool: ProcessPoolExecutor | None, workers: int
 ) -> Iterator[Chunk]:
     """Encoded chunks in input order, computed here or by the pool's processes (two chunks in flight each)."""
     chunks = _chunks(iter(reader), CHUNK)
@@ -238,7 +246,7 @@ def _worker_init(tokenizer_bytes: bytes | None = None) -> None:
         _WORKER_RENDERER = Renderer(pickle.loads(tokenizer_bytes))
 
 
-def _worker_encode(items, fmt: str, keep_ids: bool) -> Chunk:
+def _worker_encode(items, fmt: Options, keep_ids: bool) -> Chunk:
     assert _WORKER_RENDERER is not None
     return encode_chunk(_WORKER_RENDERER, items, fmt, keep_ids)
 

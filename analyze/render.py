@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analyze.errors import SkipRecord, UserError
-from analyze.formats import Conversation, Example, Text
+from analyze.formats import ROLE_FIXES, Conversation, Example, Text
 
 PROBE = [
     {"role": "user", "content": "lengthscan-probe-user"},
@@ -65,6 +65,28 @@ class Renderer:
                 "(a Jinja template) or use a chat model's tokenizer"
             )
         return self.render_messages(example.messages, example.tools)
+
+    def render_fixing(self, example: Example, fix_roles: bool) -> tuple[str, Example, tuple[str, ...]]:
+        """`render`, and when the template refuses the roles and `fix_roles` is on, the `ROLE_FIXES` in order
+        until it accepts: (text, the example as rendered, the fixes applied)."""
+        try:
+            return self.render(example), example, ()
+        except SkipRecord:
+            if not (fix_roles and isinstance(example, Conversation)):
+                raise
+            messages, applied = example.messages, []
+            for name, fix in ROLE_FIXES:
+                changed = fix(messages)
+                if changed == messages:
+                    continue
+                messages = changed
+                applied.append(name)
+                candidate = Conversation(messages, example.tools)
+                try:
+                    return self.render(candidate), candidate, tuple(applied)
+                except SkipRecord:
+                    continue
+            raise
 
     def render_messages(self, messages: list[dict], tools: list[dict] | None = None) -> str:
         try:

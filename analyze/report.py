@@ -26,6 +26,9 @@ def render(a: Analysis, current_source: str) -> Group:
         for example in t.skips.examples:
             lines.append(Text(f"  skipped {example}", style="yellow"))
     lines.append(Text(f"records  {t.records:,} analysed · {skipped}"))
+    if t.roles_fixed:
+        fixes = ", ".join(f"{k} {v:,}" for k, v in t.roles_fixed.most_common())
+        lines.append(Text(f"fixed    roles the chat template refused (data.fix_roles): {fixes}", style="yellow"))
     lines.append(Text(f"tokens   {total:,} total · {sup:,} supervised ({_pct(sup, total)})"))
     L = a.lengths
     lines.append(

@@ -183,3 +183,53 @@ def test_the_position_limit_is_the_measured_models_never_the_configs_other_model
     assert main([str(SAMPLE), "--json", "--tokenizer", str(folder), "--max-skip", "1", "--no-cache"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["model_max_positions"] is None  # unknown, not Qwen3's 40,960
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory):
+    return load_tokenizer(str(make_family("gemma3", tmp_path_factory.mktemp("gemma3"))))
+
+
+def test_fix_roles_is_opt_in_named_and_counted(tmp_path, gemma):
+    """Gemma 3's template refuses two user turns in a row and the tool role: skipped by default; with
+    data.fix_roles they are merged and folded, each change counted, and the tokens are the template's own on the
+    fixed messages."""
+    from analyze.formats import Options, fold_tools, merge_consecutive
+
+    twice = {"messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "there"},
+                          {"role": "assistant", "content": "Hello"}]}  # fmt: skip
+    tools = RECORDS["openai, content null, arguments a JSON string"]
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(twice) + "\n" + json.dumps(tools) + "\n")
+
+    off = tokenize_files([path], gemma, cache=False)
+    assert off.records == 0 and dict(off.skips.counts) == {"template_error": 2} and not off.roles_fixed
+
+    on = tokenize_files([path], gemma, keep_ids=True, cache=False, options=Options(fix_roles=True))
+    assert on.records == 2 and on.skips.total == 0
+    assert dict(on.roles_fixed) == {"merged_consecutive_roles": 1, "folded_tool_turns": 1}
+    merged = merge_consecutive(to_example(twice).messages)
+    assert merged[0]["content"] == "Hi\n\nthere"
+    assert on.table.row_ids(0).tolist() == gemma.apply_chat_template(merged, tokenize=True)["input_ids"]
+    folded = fold_tools(to_example(tools).messages)
+    assert [m["role"] for m in folded] == ["user", "assistant", "user", "assistant"]
+    want = gemma.apply_chat_template(folded, tools=to_example(tools).tools, tokenize=True)["input_ids"]
+    assert on.table.row_ids(1).tolist() == want
+
+
+def test_config_tools_go_to_records_without_their_own(tmp_path, qwen3, capsys):
+    from analyze.cli import main
+
+    chat = {"messages": [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "Sunny."}]}
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(chat) + "\n" + json.dumps({**chat, "tools": []}) + "\n")
+    (tmp_path / "tools.json").write_text(json.dumps([WEATHER]))
+    config = tmp_path / "run.yaml"
+    config.write_text("data:\n  tools: tools.json\n")  # relative to the config file
+    assert main([str(path), "--json", "--config", str(config)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    with_tools = len(qwen3.apply_chat_template(chat["messages"], tools=[WEATHER], tokenize=True)["input_ids"])
+    assert doc["lengths"]["max"] == doc["lengths"]["min"] == with_tools  # an empty list means "none": defaults
+    (tmp_path / "tools.json").write_text("{oops")
+    assert main([str(path), "--config", str(config)]) == 2
+    assert "tools.json: data.tools is not JSON" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyze.analysis import Analysis, analyze, check_skips, held_out
+from analyze.analysis import Analysis, analyze, check_skips, held_out, read_options
 from analyze.config import Config
 from analyze.errors import UserError
 from analyze.memory import memory_model
@@ -55,7 +55,8 @@ class TrainData:
 
 def tokenize(cfg: Config, tokenizer, files: list) -> Tokenized:
     """The files' token table with ids; with several processes the main one tokenizes (and fills the cache) first."""
-    tokenized = main_first(lambda: tokenize_files(files, tokenizer, fmt=cfg.data.format, keep_ids=True))
+    options = read_options(cfg)
+    tokenized = main_first(lambda: tokenize_files(files, tokenizer, keep_ids=True, options=options))
     check_skips(tokenized, cfg.data.max_skip)  # the same rule as lengthscan's
     return tokenized
 
