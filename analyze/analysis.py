@@ -36,6 +36,7 @@ class Analysis:
     candidates: list[PlanStats] = field(default_factory=list)
     memory: MemoryModel | None = None  # the memory plan's inputs; None when not asked for
     fit: Fit | None = None  # what fits the GPU at the data's max_length; None when the model's shape is unknown
+    intervals: dict[str, tuple[float, float]] | None = None  # `--sample`: 95% bootstrap interval of each number
 
     @property
     def micro_batch(self) -> int:
@@ -142,6 +143,8 @@ class Analysis:
             "suggested_max_length": self.suggestion.max_length,
             "suggestion_policy": self.suggestion.policy,
             "suggestion_reason": self.suggestion.reason,
+            "sample": None if t.sample is None else asdict(t.sample),
+            "intervals": None if self.intervals is None else {k: list(v) for k, v in self.intervals.items()},
             "memory": self.memory_json(),
             "candidates": [
                 {
@@ -204,7 +207,34 @@ def analyze(
         candidates=candidates(table, ladder, cfg.overlong, o.micro_batch_size, o.grad_accum_steps, o.seed, train),
         memory=memory,
         fit=fitted,
+        intervals=None if tokenized.sample is None else _intervals(table, cfg, limit[0]),
     )
+
+
+def numbers(table, cfg: Config, limit: int | None) -> dict[str, float]:
+    """The report's headline numbers for one table, flat: what a `--sample` run gives an interval for."""
+    o, s = cfg.optim, cfg.suggest
+    stats = plan_stats(
+        table, make_plan(table, cfg.max_length, cfg.overlong, ~held_out(table, cfg)), o.micro_batch_size,
+        o.grad_accum_steps, o.seed,
+    )  # fmt: skip
+    lengths = length_stats(table.tokens)
+    return {
+        **{f"lengths.{k}": float(getattr(lengths, k)) for k in ("mean", "p50", "p90", "p95", "p99")},
+        "truncation.rate": stats.truncation_rate,
+        "truncation.tokens_lost_rate": stats.tokens_lost_rate,
+        "truncation.supervised_tokens_lost_rate": stats.supervised_tokens_lost_rate,
+        "padding_waste.pad_to_max": stats.padding_waste_pad_to_max,
+        "padding_waste.dynamic": stats.padding_waste_dynamic,
+        "padding_waste.packed": stats.padding_waste_packed,
+        "suggested_max_length": float(suggest(table, s.policy, s.target, s.round_to, limit, cfg.overlong).max_length),
+    }
+
+
+def _intervals(table, cfg: Config, limit: int | None) -> dict[str, tuple[float, float]]:
+    from analyze.sample import intervals
+
+    return intervals(lambda t: numbers(t, cfg, limit), table, cfg.optim.seed)
 
 
 def _memory_reason(f: Fit, wanted: int, gpu: str) -> str:
@@ -253,18 +283,23 @@ def analyze_files(
     progress: bool | None = None,
     cache: bool = True,
     on_tokenized=None,
+    sample=None,
     **overrides,
 ) -> Analysis:
     """Files → `Analysis` under the config (`overrides` by dotted key, e.g. `max_length=1024` or
     `**{"suggest.policy": "supervised"}`): what `lengthscan` and the notebook run.
 
     The tokenizer is the config's `tokenizer`, else its model's own (bundled for Qwen3). `on_tokenized` is called
-    with the `Tokenized` data before it is analysed.
+    with the `Tokenized` data before it is analysed. `sample`: a `SampleSpec` to analyse a seeded random sample,
+    with intervals.
     """
     cfg = with_values(cfg or Config(), {k: v for k, v in overrides.items() if v is not None})
-    paths = check_paths(list(files))  # before the tokenizer loads: a typo fails at once
+    paths = check_paths(list(files), cfg.data.split, cfg.data.subset)  # before the tokenizer loads: typos fail now
     tok = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
-    tokenized = tokenize_files(paths, tok, strict=strict, progress=progress, cache=cache, options=read_options(cfg))
+    tokenized = tokenize_files(
+        paths, tok, strict=strict, progress=progress, cache=cache, options=read_options(cfg), sample=sample,
+        sample_seed=cfg.optim.seed,
+    )  # fmt: skip
     if on_tokenized is not None:  # before the checks, so a run stopped for its skips still writes their list
         on_tokenized(tokenized)
     return analyze(tokenized, cfg, model_limit(tok, measured_model(cfg)), memory_model(cfg))

@@ -47,7 +47,8 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def key(paths: list[Path], data_fp: str, tokenizer_fp: str, options: str) -> str:
     """The cache entry of these files' bytes and names, this tokenizer and these format options."""
-    parts = [__version__, str(FORMAT_VERSION), data_fp, tokenizer_fp, options, *(str(p.resolve()) for p in paths)]
+    names = (str(p.resolve()) if isinstance(p, Path) else str(p) for p in paths)
+    parts = [__version__, str(FORMAT_VERSION), data_fp, tokenizer_fp, options, *names]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 

@@ -26,6 +26,8 @@ CONFIG_FLAGS = {
     "micro_batch_size": "optim.micro_batch_size",
     "grad_accum_steps": "optim.grad_accum_steps",
     "max_skip": "data.max_skip",
+    "split": "data.split",
+    "subset": "data.subset",
 }
 FLAG_HELP = {
     "tokenizer": "hub id, local folder or bundled:qwen3 (default: the config's, else the model's own)",
@@ -48,6 +50,8 @@ FLAG_METAVARS = {
     "micro_batch_size": "N",
     "grad_accum_steps": "N",
     "max_skip": "RATE",
+    "split": "NAME",
+    "subset": "NAME",
 }
 
 
@@ -82,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"write the suggestion as max_length into PATH (default: --config or ./{DEFAULT_CONFIG_NAME})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the report")
+    p.add_argument(
+        "--sample",
+        metavar="N",
+        help="analyse a seeded random sample: N records, or a fraction such as 0.05; every share, percentile and "
+        "the suggestion get a 95%% interval",
+    )
     p.add_argument("--lengths-out", metavar="FILE", help="write per-record lengths to FILE (.csv or .parquet)")
     p.add_argument(
         "--skipped-out",
@@ -115,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     from analyze.analysis import analyze_files
     from analyze.config_write import write_suggestion
+    from analyze.sample import SampleSpec
 
     config_path = _config_path(args.config)
     if config_path is None and args.write_config and Path(args.write_config).is_file():
@@ -133,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         cache=args.cache,
         on_tokenized=(lambda t: write_skipped(t.skips, skipped_out)) if skipped_out else None,
+        sample=SampleSpec.parse(args.sample) if args.sample else None,
     )
     if args.lengths_out:
         write_lengths(analysis.tokenized, Path(args.lengths_out))

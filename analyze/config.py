@@ -45,7 +45,13 @@ def _f(default, help: str, *, choices: tuple | None = None, ge=None, gt=None, le
 
 @dataclass
 class DataConfig:
-    train: list[str] = _f([], "training files (.jsonl / .json, optionally .gz); lengthscan uses them when given none")
+    train: list[str] = _f(
+        [],
+        "training data: files (.jsonl, .ndjson, .json, optionally .gz or .zst; .parquet, .arrow), folders, globs, or "
+        "Hugging Face dataset ids; lengthscan uses them when given none",
+    )
+    split: str = _f("train", "the split read from a Hugging Face dataset (a hub id or a dataset repository folder)")
+    subset: str | None = _f(None, "the subset (configuration) of a Hugging Face dataset, if it has several")
     format: str = _f(
         "auto", "record format: auto, messages, sharegpt, alpaca, prompt_completion or text", choices=FORMATS
     )

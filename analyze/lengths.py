@@ -42,6 +42,29 @@ class LengthTable:
         rows = np.arange(len(self.tokens))  # spans are stored in row order
         return np.searchsorted(self.span_record, rows, "left"), np.searchsorted(self.span_record, rows, "right")
 
+    def take(self, rows: np.ndarray) -> LengthTable:
+        """The table of these rows, in this order (a row may repeat: a bootstrap resample); without ids.
+
+        >>> t = LengthTable(np.zeros(2, np.int32), np.array([1, 2]), np.array([5, 7]), np.array([2, 3]),
+        ...                 np.array([0, 1]), np.array([3, 4]), np.array([5, 7]))
+        >>> t.take(np.array([1, 1])).span_record.tolist(), t.take(np.array([1, 1])).tokens.tolist()
+        ([0, 1], [7, 7])
+        """
+        lo, hi = self._span_bounds
+        counts = hi[rows] - lo[rows]
+        first = np.cumsum(counts) - counts  # where each chosen row's spans start in the new table
+        spans = np.repeat(lo[rows], counts) + np.arange(int(counts.sum())) - np.repeat(first, counts)
+        return LengthTable(
+            self.file_index[rows],
+            self.line[rows],
+            self.tokens[rows],
+            self.supervised[rows],
+            np.repeat(np.arange(len(rows)), counts),
+            self.span_start[spans],
+            self.span_end[spans],
+            content_hash=None if self.content_hash is None else self.content_hash[rows],
+        )
+
     def row_ids(self, row: int) -> np.ndarray:
         if self.ids is None:
             raise ValueError("token ids were not kept; tokenize with keep_ids=True")

@@ -30,6 +30,7 @@ from analyze.formats import Options, to_example
 from analyze.lengths import Chunk, LengthTable, TableBuilder
 from analyze.reader import RecordReader, SkipLog, check_paths, fingerprint, parse_record
 from analyze.render import Encoded, Renderer
+from analyze.sample import SampleInfo, SampleSpec, sample_records
 from analyze.split import content_hash
 
 CHUNK = 1024  # records per encoder call: large enough to keep the encoder busy, small enough for memory
@@ -50,6 +51,7 @@ class Tokenized:
     tokenizer_fingerprint: str
     from_cache: bool = False
     roles_fixed: Counter = field(default_factory=Counter)  # records whose roles `data.fix_roles` changed, by fix
+    sample: SampleInfo | None = None  # set when only a random sample was analysed (`--sample`)
 
     @property
     def records(self) -> int:
@@ -66,20 +68,22 @@ def tokenize_files(
     cache: bool = True,
     workers: int | None = None,
     options: Options | None = None,
+    sample: SampleSpec | None = None,
+    sample_seed: int = 0,
 ) -> Tokenized:
     """Tokenize every record of `paths` exactly as the trainer will; bad records are counted, not fatal.
 
     With `cache` (default), the result is stored under the data's and tokenizer's fingerprints and reused by
     the next call with the same files, tokenizer and format. `workers`: processes to use (default: one per core
     for inputs over 16 MB, none for smaller ones). `options`: the format and normalisation options (default: `fmt`
-    and nothing else).
+    and nothing else). `sample`: analyse a seeded random sample of the records instead (never cached).
     """
     options = options or Options(fmt)
     files = check_paths(list(paths))
     data_fp = fingerprint(files)
     name = getattr(tokenizer, "name_for_report", getattr(tokenizer, "name_or_path", "tokenizer"))
     tok_fp = cache_mod.tokenizer_fingerprint(tokenizer)
-    key = cache_mod.key(files, data_fp, tok_fp, options.key()) if cache else None
+    key = cache_mod.key(files, data_fp, tok_fp, options.key()) if cache and data_fp and not sample else None
     if key and (hit := cache_mod.load(key, keep_ids)):
         table, skips, fixed = hit
         skips.strict = strict
@@ -97,10 +101,15 @@ def tokenize_files(
         workers = (os.cpu_count() or 1) if reader.total_bytes >= WORKERS_MIN_BYTES else 0
     ids_parts: list[np.ndarray] = []
     fixed: Counter = Counter()
+    records, info = iter(reader), None
+    if sample is not None:
+        picked, seen = sample_records(records, sample, sample_seed)
+        records = iter(picked)
+        info = SampleInfo(len(picked), seen, sample_seed, "reservoir" if sample.count else "bernoulli")
     try:
         # the pool's processes start before the progress bar's thread does (see `_worker_pool`)
         with _worker_pool(tokenizer, workers) as pool, _progress_bar(progress, reader.total_bytes) as bar:
-            for chunk in _encoded_chunks(reader, tokenizer, options, keep, pool, workers):
+            for chunk in _encoded_chunks(records, tokenizer, options, keep, pool, workers):
                 for fi, line, reason, detail in chunk.skipped:
                     skips.add(f"{files[fi]}:{line}", reason, detail)
                 fixed.update(chunk.roles_fixed)
@@ -121,7 +130,7 @@ def tokenize_files(
         if store is not None:
             store.abort()
         raise
-    return Tokenized(files, table, skips, name, data_fp, tok_fp, roles_fixed=fixed)
+    return Tokenized(files, table, skips, name, data_fp, tok_fp, roles_fixed=fixed, sample=info)
 
 
 def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], options: Options, keep_ids: bool) -> Chunk:
@@ -207,10 +216,10 @@ def _fork_is_safe() -> bool:
 
 
 def _encoded_chunks(
-    reader: RecordReader, tokenizer, fmt: Options, keep_ids: bool, pool: ProcessPoolExecutor | None, workers: int
+    records: Iterator, tokenizer, fmt: Options, keep_ids: bool, pool: ProcessPoolExecutor | None, workers: int
 ) -> Iterator[Chunk]:
     """Encoded chunks in input order, computed here or by the pool's processes (two chunks in flight each)."""
-    chunks = _chunks(iter(reader), CHUNK)
+    chunks = _chunks(records, CHUNK)
     if pool is None:
         renderer = Renderer(tokenizer)
         for items in chunks:

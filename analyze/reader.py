@@ -1,7 +1,9 @@
-"""Read records from JSONL / JSON-array files (optionally gzip-compressed), counting every bad one.
+"""Read records from the inputs `analyze.sources` resolves — JSON lines and arrays (plain, gzip or zstd), parquet,
+arrow, Hugging Face datasets — counting every bad one.
 
-Every record in the input is either yielded or counted in the `SkipLog` under a reason, with its
-`file:line` — so records read + skipped always equals the records in the files. Blank lines are not records.
+Every record in the input is either yielded or counted in the `SkipLog` under a reason, with its place
+(`file:line`, `file:row`) — so records read + skipped always equals the records in the input. Blank lines are not
+records.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from analyze.errors import SkipRecord, UserError
+from analyze.sources import DatasetSource, compressed, resolve, table_rows
 
-SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
 STRICT_HINT = " (--strict stops at the first bad record; drop it to skip)"
@@ -66,30 +68,31 @@ class SkipLog:
         return sum(self.counts.values())
 
 
-def check_paths(paths: list[str | Path]) -> list[Path]:
-    """The input files as Paths, or a one-line error naming the first one that cannot be read."""
-    if not paths:
-        raise UserError("no data files given: pass one or more .jsonl/.json files (or set data.train in the config)")
-    out = []
-    for p in map(Path, paths):
-        if not p.is_file():
-            raise UserError(f"{p}: no such file; check the path")
-        if not p.name.endswith(SUFFIXES):
-            raise UserError(f"{p}: unknown file type; use .jsonl, .json (an array) or either with .gz")
-        if p.stat().st_size == 0:
-            raise UserError(f"{p}: the file is empty; point at a file with records")
-        out.append(p)
-    return out
+def check_paths(inputs: list, split: str = "train", subset: str | None = None) -> list[Path | DatasetSource]:
+    """The inputs as files and datasets (`analyze.sources.resolve`), or a one-line error naming the first one that
+    cannot be read. Resolved inputs pass through unchanged."""
+    if not inputs:
+        raise UserError("no data files given: pass one or more files, a folder or a dataset (or set data.train)")
+    return resolve(list(inputs), split, subset)
 
 
-def fingerprint(paths: list[Path]) -> str:
-    """A short content hash of the input files, in order (names do not matter, bytes do)."""
+def fingerprint(paths: list) -> str | None:
+    """A short content hash of the inputs, in order (names do not matter, bytes do); a local dataset folder counts
+    its files. None when an input is a hub dataset, whose bytes are not here to hash (no cache then)."""
     h = hashlib.sha256()
     for p in paths:
-        with open(p, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        h.update(b"\0")
+        if isinstance(p, DatasetSource):
+            if not p.local:
+                return None
+            files = sorted(f for f in Path(p.id).rglob("*") if f.is_file() and ".git" not in f.parts)
+            h.update(f"{p.split}/{p.subset}".encode())
+        else:
+            files = [p]
+        for file in files:
+            with open(file, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            h.update(b"\0")
     return "sha256:" + h.hexdigest()[:16]
 
 
@@ -124,20 +127,28 @@ class RecordReader:
     `bytes_read` follows the raw (compressed) bytes consumed, for a progress bar.
     """
 
-    def __init__(self, paths: list[Path]):
+    def __init__(self, paths: list):
         self.paths = paths
-        self.total_bytes = sum(p.stat().st_size for p in paths)
+        self.total_bytes = sum(p.stat().st_size for p in paths if isinstance(p, Path))
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[tuple[int, int, Any]]:
         done = 0
         for i, path in enumerate(self.paths):
+            if isinstance(path, DatasetSource):
+                for row, record in path.rows():
+                    yield i, row, record
+                continue
+            if path.suffix in (".parquet", ".arrow"):
+                for row, record in table_rows(path):
+                    yield i, row, record
+                done += path.stat().st_size
+                self.bytes_read = done
+                continue
             with open(path, "rb") as raw:
-                gz = raw.read(2) == GZIP_MAGIC
-                raw.seek(0)
-                stream: BinaryIO = gzip.GzipFile(fileobj=raw) if gz else raw
-                name = path.name.removesuffix(".gz")
-                read = self._jsonl if name.endswith(".jsonl") else self._json_array
+                stream = self._open(path, raw)
+                name = path.name.lower().removesuffix(".gz").removesuffix(".zst")
+                read = self._json_array if name.endswith(".json") else self._jsonl
                 n = 0
                 for n, (line, record) in enumerate(read(path, stream), 1):
                     if n % 256 == 0:
@@ -145,6 +156,19 @@ class RecordReader:
                     yield i, line, record
             done += path.stat().st_size
             self.bytes_read = done
+
+    @staticmethod
+    def _open(path: Path, raw: BinaryIO) -> BinaryIO:
+        """The decompressed stream: gzip by its magic bytes, zstd by its suffix."""
+        if compressed(path) == "zst":
+            import io
+
+            import zstandard
+
+            return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
+        gz = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw) if gz else raw
 
     def _jsonl(self, path: Path, stream: BinaryIO) -> Iterator[tuple[int, Any]]:
         any_line = False
@@ -156,7 +180,7 @@ class RecordReader:
                     continue
                 any_line = True
                 yield lineno, raw_line  # parsed by `parse_record` where the record is processed
-        except (OSError, EOFError, zlib.error) as e:  # a truncated or corrupt .gz
+        except (OSError, EOFError, zlib.error, _zstd_error()) as e:  # a truncated or corrupt .gz / .zst
             raise UserError(f"{path}: cannot decompress ({e}); re-download or re-compress the file") from None
         if not any_line:
             raise UserError(f"{path}: the file has no records (only blank lines)")
@@ -164,7 +188,7 @@ class RecordReader:
     def _json_array(self, path: Path, stream: BinaryIO) -> Iterator[tuple[int, Any]]:
         try:
             data = stream.read()
-        except (OSError, EOFError, zlib.error) as e:
+        except (OSError, EOFError, zlib.error, _zstd_error()) as e:
             raise UserError(f"{path}: cannot decompress ({e}); re-download or re-compress the file") from None
         try:
             records = json.loads(data.removeprefix(BOM).decode("utf-8"))
@@ -185,6 +209,15 @@ class RecordReader:
         if not records:
             raise UserError(f"{path}: the array is empty; point at a file with records")
         yield from enumerate(records, 1)
+
+
+def _zstd_error() -> type[Exception]:
+    try:
+        import zstandard
+
+        return zstandard.ZstdError
+    except ImportError:
+        return OSError
 
 
 __all__ = ["RecordReader", "SkipLog", "SkipRecord", "check_paths", "fingerprint", "parse_record"]

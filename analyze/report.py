@@ -21,6 +21,14 @@ def render(a: Analysis, current_source: str) -> Group:
     skipped = f"{t.skips.total:,} skipped" + (
         " (" + ", ".join(f"{k}: {v:,}" for k, v in t.skips.counts.most_common()) + ")" if t.skips.total else ""
     )
+    if t.sample is not None:  # say plainly that every number below is a sample's
+        lines.append(
+            Text(
+                f"sample   {t.sample.size:,} of {t.sample.population:,} records ({t.sample.method} sample, seed "
+                f"{t.sample.seed}): the numbers are the sample's; 95% intervals for the whole data at the end",
+                style="bold yellow",
+            )
+        )
     if t.skips.total:  # first, so nobody misses it
         lines.append(Text(f"warning  {t.skips.summary(t.records)}", style="bold yellow"))
         for example in t.skips.examples:
@@ -69,7 +77,29 @@ def render(a: Analysis, current_source: str) -> Group:
         lines.append(Text(f"  model limit: {a.limit:,} positions ({a.limit_source})", style="dim"))
     if a.memory is not None:
         lines.append(Text(f"  memory: {_memory_line(a)}", style="dim" if a.fit and not a.fit.change else "yellow"))
+    if a.intervals:
+        lines += ["", _intervals_line(a)]
     return Group(*lines)
+
+
+def _intervals_line(a: Analysis) -> Text:
+    """The whole data's 95% intervals, from the bootstrap over the sample."""
+    iv = a.intervals
+
+    def tokens(k):
+        return f"{iv[k][0]:,.0f}–{iv[k][1]:,.0f}"
+
+    def share(k):
+        return f"{iv[k][0]:.1%}–{iv[k][1]:.1%}"
+
+    return Text(
+        f"95% intervals for the whole data (bootstrap over the sample): p50 {tokens('lengths.p50')} · p90 "
+        f"{tokens('lengths.p90')} · p99 {tokens('lengths.p99')} · records cut {share('truncation.rate')} · tokens "
+        f"lost {share('truncation.tokens_lost_rate')} · waste pad-to-max {share('padding_waste.pad_to_max')}, "
+        f"dynamic {share('padding_waste.dynamic')}, packed {share('padding_waste.packed')} (an upper bound: more "
+        f"records pack tighter) · suggested max_length {tokens('suggested_max_length')}",
+        style="yellow",
+    )
 
 
 def _memory_line(a: Analysis) -> str:

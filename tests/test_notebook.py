@@ -33,6 +33,15 @@ def test_settings_cell_defaults_to_the_bundled_sample(cwd, monkeypatch):
     exec(settings, names)
     assert [Path(p).resolve() for p in names["DATA_FILES"]] == [SAMPLE]
     assert (names["TOKENIZER"], names["MAX_LENGTH"], names["CONFIG"]) == ("bundled:qwen3", 512, None)
+    assert (names["SPLIT"], names["SAMPLE"]) == ("train", None)
+
+
+def test_the_parameters_cell_is_tagged_for_papermill():
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    tagged = [c for c in code_cells(nb) if "parameters" in c["metadata"].get("tags", [])]
+    assert tagged == [code_cells(nb)[0]]
+    colab = "".join(nb["cells"][0]["source"]).split("**Colab / Kaggle:**")[1].split("\n\n")[0]
+    assert "<" not in colab and "install" in colab  # no placeholder: the notebook installs from its own checkout
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +78,9 @@ def test_notebook_runs_and_draws_its_figures(executed):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     assert not [o for c in code_cells(executed) for o in c["outputs"] if o["output_type"] == "error"]
     report = "".join(
-        out.get("text", "") + out.get("data", {}).get("text/plain", "") for out in code_cells(executed)[1]["outputs"]
+        out.get("text", "") + out.get("data", {}).get("text/plain", "")
+        for cell in code_cells(executed)
+        for out in cell["outputs"]
     )
     assert "2,354 analysed" in report and "suggested max_length" in report  # the analyzer's report on the sample
 
@@ -81,3 +92,34 @@ def test_strip_script_gives_back_the_committed_notebook(executed, tmp_path):
     nbformat.write(executed, ran)
     subprocess.run([sys.executable, str(REPO / "notebooks" / "strip_outputs.py"), str(ran)], check=True)
     assert ran.read_text(encoding="utf-8") == NOTEBOOK.read_text(encoding="utf-8")
+
+
+def test_papermill_runs_it_headless_on_your_file_and_on_a_dataset(tmp_path):
+    """What the README shows: parameters on the command line, on a file of one's own and on a Hugging Face
+    dataset (a folder laid out like a hub dataset repository: the code path of a hub id)."""
+    papermill = pytest.importorskip("papermill")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [json.loads(line) for line in SAMPLE.read_text().splitlines()[:300]]
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join(json.dumps(r) + "\n" for r in records[:200]))
+    repo = tmp_path / "dataset"
+    (repo / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(records), repo / "data" / "train-00000-of-00001.parquet")
+    (repo / "README.md").write_text("---\nlicense: mit\n---\n")
+    for params, analysed in (
+        ({"DATA_FILES": [str(mine)], "MAX_LENGTH": 256}, "200 analysed"),
+        ({"DATA_FILES": [str(repo)], "SPLIT": "train", "SAMPLE": 100}, "100 analysed"),
+    ):
+        out = tmp_path / "out.ipynb"
+        papermill.execute_notebook(
+            str(NOTEBOOK),
+            str(out),
+            parameters=params,
+            cwd=str(NOTEBOOK.parent),
+            progress_bar=False,
+            kernel_name="python3",
+        )
+        text = out.read_text(encoding="utf-8")
+        assert analysed in text and "image/png" in text

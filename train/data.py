@@ -15,6 +15,7 @@ from analyze.errors import UserError
 from analyze.memory import memory_model
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import Plan, make_plan
+from analyze.reader import check_paths
 from analyze.stats import optimizer_steps
 from analyze.tokenizer import model_positions
 from train.model import SIZES_UNKNOWN
@@ -56,6 +57,7 @@ class TrainData:
 def tokenize(cfg: Config, tokenizer, files: list) -> Tokenized:
     """The files' token table with ids; with several processes the main one tokenizes (and fills the cache) first."""
     options = read_options(cfg)
+    files = check_paths(files, cfg.data.split, cfg.data.subset)
     tokenized = main_first(lambda: tokenize_files(files, tokenizer, keep_ids=True, options=options))
     check_skips(tokenized, cfg.data.max_skip)  # the same rule as lengthscan's
     return tokenized

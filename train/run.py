@@ -107,9 +107,9 @@ def run(
 
     if not cfg.data.train:
         raise UserError("no training data: set data.train in the config or pass --data.train FILE.jsonl")
-    files = check_paths(cfg.data.train)  # a typo fails before anything slow
+    files = check_paths(cfg.data.train, cfg.data.split, cfg.data.subset)  # a typo fails before anything slow
     if cfg.data.eval:
-        check_paths(cfg.data.eval)
+        check_paths(cfg.data.eval, cfg.data.split, cfg.data.subset)
     device = None if dry_run else resolve_device(cfg.run.device, smoke)  # planning needs no GPU
     if device == "cuda" and argv is not None:
         from train.launch import restart_on_one_gpu_if_needed
