@@ -19,6 +19,7 @@ from typing import Any
 from analyze.errors import UserError
 from analyze.formats import FORMATS
 from analyze.memory import GPUS, gpu_budget
+from analyze.sources import is_hub_id
 
 DEFAULT_CONFIG_NAME = "lengthscan.yaml"
 OVERLONG_POLICIES = ("cut_turns", "truncate", "drop")
@@ -387,12 +388,14 @@ def _map_paths(values: dict, fn, base: Path) -> dict:
             node = node.get(s) if isinstance(node, dict) else None
         if not isinstance(node, dict) or not node.get(name):
             continue
-        value, must = node[name], key in PATH_OR_ID_KEYS
+        value, must, data = node[name], key in PATH_OR_ID_KEYS, key.startswith("data.")
         if key == "tokenizer" and str(value).startswith("bundled:"):
             continue
 
-        def one(p, must=must):
-            return p if not isinstance(p, str) or Path(p).is_absolute() else fn(p, must)
+        def one(p, must=must, data=data):
+            if not isinstance(p, str) or Path(p).is_absolute() or (data and is_hub_id(p, base)):
+                return p  # a Hugging Face dataset id is not a path
+            return fn(p, must)
 
         node[name] = [one(p) for p in value] if isinstance(value, list) else one(value)
     return out

@@ -14,6 +14,7 @@ from typing import Any
 from analyze.atomic import atomic_write
 from analyze.config import default_yaml, flatten, from_dict, read_yaml, relative_paths
 from analyze.errors import UserError
+from analyze.sources import DatasetSource
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # where a new top-level key goes when the file lacks it: after the first of these that is present
@@ -98,7 +99,7 @@ def write_suggestion(path: str | Path, analysis, set_by: str, settings: bool = T
 
     path = Path(path)
     s, t, cfg = analysis.suggestion, analysis.tokenized, analysis.cfg
-    files = [str(p) for p in t.paths]
+    files = [p.id if isinstance(p, DatasetSource) else str(p) for p in t.paths]
     paths: dict[str, Any] = {"model": cfg.model, "chat_template": cfg.chat_template, "data": {"train": files}}
     own = resolve_tokenizer_name(None, cfg.model)
     if cfg.tokenizer and cfg.tokenizer not in (own, cfg.model):
@@ -120,6 +121,8 @@ def write_suggestion(path: str | Path, analysis, set_by: str, settings: bool = T
     before = read_yaml(path) if path.exists() else {}
     if not (before.get("data") or {}).get("train"):
         changes["data.train"] = paths["data.train"]  # so `train --config` finds the data just analysed
+    if any(isinstance(p, DatasetSource) for p in t.paths):  # the split and subset measured
+        changes |= {"data.split": cfg.data.split, "data.subset": cfg.data.subset}
     if not settings:
         return update_config(path, changes)
     changes |= {

@@ -68,6 +68,21 @@ class DatasetSource:
             ) from None
 
 
+def is_hub_id(text: str, base: Path = Path(".")) -> bool:
+    """Whether a data entry names a Hugging Face dataset rather than a path (relative to `base`): no such file or
+    folder there, no glob, and the shape of a hub id.
+
+    >>> is_hub_id("HuggingFaceH4/no_robots"), is_hub_id("data/*.jsonl"), is_hub_id("data/train.jsonl")
+    (True, False, False)
+    """
+    return (
+        not (base / text).exists()
+        and not glob.has_magic(text)
+        and bool(HUB_ID.match(text))
+        and not text.lower().endswith(SUFFIXES)
+    )
+
+
 def is_dataset_repo(folder: Path) -> bool:
     """A folder laid out like a hub dataset repository: a README card beside data files."""
     return (folder / "README.md").is_file() and any(_supported(p) for p in folder.rglob("*") if p.is_file())
@@ -92,7 +107,7 @@ def resolve(inputs: list, split: str = "train", subset: str | None = None) -> li
             if not files:
                 raise UserError(f"{text}: no .jsonl, .json, .parquet or .arrow file matches; check the pattern")
             out += [_file(p) for p in files]
-        elif HUB_ID.match(text) and not text.endswith(SUFFIXES):
+        elif is_hub_id(text):
             out.append(DatasetSource(text, split, subset))
         else:
             raise UserError(f"{path}: no such file; check the path")

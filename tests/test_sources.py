@@ -4,6 +4,7 @@ id is) — every record analysed or counted with its file:row, the same numbers 
 
 import gzip
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -134,3 +135,30 @@ def test_train_reads_a_parquet_file_like_lengthscan(tmp_path, capsys):
     assert train_main(["--data.train", str(path), "--dry-run", "--json"]) == 0
     dry = json.loads(capsys.readouterr().out)
     assert dry["train_rows"] == doc["packed_rows"] and dry["train_conversations"] == doc["split"]["train_records"]
+
+
+def test_subsets_and_the_written_config_keep_the_dataset_id(tmp_path, capsys):
+    """A repository with two subsets (configs in its card); --write-config writes the id, split and subset so
+    `train --config` reads the same records."""
+    from analyze.config import load_config
+
+    repo = tmp_path / "chats"
+    for name, part in (("short", RECORDS[:10]), ("long", RECORDS[10:35])):
+        (repo / name).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(part), repo / name / "train.parquet")
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n- config_name: short\n  data_files: short/*.parquet\n"
+        "- config_name: long\n  data_files: long/*.parquet\n---\n"
+    )
+    assert _doc(capsys, repo, "--subset", "long")["records"] == 25
+    config = tmp_path / "cfg" / "run.yaml"
+    config.parent.mkdir()
+    assert main([str(repo), "--subset", "short", "--write-config", str(config)]) == 0
+    capsys.readouterr()
+    cfg = load_config(config)
+    assert (cfg.data.split, cfg.data.subset) == ("train", "short")
+    assert [Path(p).resolve() for p in cfg.data.train] == [repo.resolve()]  # relative to the file, read back
+    from analyze.config import rebase_paths, relative_paths
+
+    hub = {"data": {"train": ["HuggingFaceH4/no_robots"]}}
+    assert relative_paths(hub, tmp_path / "cfg") == hub == rebase_paths(hub, tmp_path / "cfg")
