@@ -98,7 +98,8 @@ def tokenize_files(
     if progress is None:
         progress = reader.total_bytes >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
     if workers is None:
-        workers = (os.cpu_count() or 1) if reader.total_bytes >= WORKERS_MIN_BYTES else 0
+        large = reader.total_bytes >= WORKERS_MIN_BYTES or reader.unknown_size
+        workers = (os.cpu_count() or 1) if large else 0
     ids_parts: list[np.ndarray] = []
     fixed: Counter = Counter()
     records, info = iter(reader), None

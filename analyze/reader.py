@@ -129,7 +129,8 @@ class RecordReader:
 
     def __init__(self, paths: list):
         self.paths = paths
-        self.total_bytes = sum(p.stat().st_size for p in paths if isinstance(p, Path))
+        self.total_bytes = sum(_size(p) for p in paths)
+        self.unknown_size = any(isinstance(p, DatasetSource) and not p.local for p in paths)  # a hub dataset
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[tuple[int, int, Any]]:
@@ -209,6 +210,13 @@ class RecordReader:
         if not records:
             raise UserError(f"{path}: the array is empty; point at a file with records")
         yield from enumerate(records, 1)
+
+
+def _size(source) -> int:
+    if isinstance(source, DatasetSource):
+        folder = Path(source.id)
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if source.local else 0
+    return source.stat().st_size
 
 
 def _zstd_error() -> type[Exception]:
