@@ -12,13 +12,13 @@ import numpy as np
 from analyze.config import Config, SuggestConfig, with_values
 from analyze.formats import Options, load_tools
 from analyze.memory import Fit, MemoryModel, memory_model
-from analyze.pipeline import Tokenized, tokenize_files
+from analyze.pipeline import Tokenized, cached, tokenize_files
 from analyze.plan import make_plan
 from analyze.reader import check_paths
 from analyze.split import eval_mask
 from analyze.stats import LengthStats, PlanStats, candidate_lengths, candidates, length_stats, plan_stats
 from analyze.suggest import Suggestion, suggest
-from analyze.tokenizer import load_tokenizer, measured_model, model_limit, resolve_tokenizer_name
+from analyze.tokenizer import files_fingerprint, load_tokenizer, measured_model, model_limit, resolve_tokenizer_name
 
 
 @dataclass
@@ -295,14 +295,20 @@ def analyze_files(
     """
     cfg = with_values(cfg or Config(), {k: v for k, v in overrides.items() if v is not None})
     paths = check_paths(list(files), cfg.data.split, cfg.data.subset)  # before the tokenizer loads: typos fail now
-    tok = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
-    tokenized = tokenize_files(
-        paths, tok, strict=strict, progress=progress, cache=cache, options=read_options(cfg), sample=sample,
-        sample_seed=cfg.optim.seed,
-    )  # fmt: skip
+    name, options = resolve_tokenizer_name(cfg.tokenizer, cfg.model), read_options(cfg)
+    files_fp = files_fingerprint(name, cfg.chat_template)
+    tokenized = None
+    if cache and files_fp and sample is None:  # unchanged inputs and tokenizer files: no tokenizer to load
+        tokenized = cached(paths, files_fp, options, strict=strict)
+    if tokenized is None:
+        tok = load_tokenizer(name, cfg.chat_template)
+        tokenized = tokenize_files(
+            paths, tok, strict=strict, progress=progress, cache=cache, options=options, sample=sample,
+            sample_seed=cfg.optim.seed, files_fp=files_fp,
+        )  # fmt: skip
     if on_tokenized is not None:  # before the checks, so a run stopped for its skips still writes their list
         on_tokenized(tokenized)
-    return analyze(tokenized, cfg, model_limit(tok, measured_model(cfg)), memory_model(cfg))
+    return analyze(tokenized, cfg, model_limit(name, measured_model(cfg)), memory_model(cfg))
 
 
 def _nice_step(raw: float) -> int:

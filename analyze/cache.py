@@ -52,7 +52,7 @@ def key(paths: list[Path], data_fp: str, tokenizer_fp: str, options: str) -> str
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog, Counter] | None:
+def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog, Counter, tuple[str, str]] | None:
     """The stored table (ids memory-mapped when asked) and skips, or None if absent or unreadable."""
     folder = cache_root() / entry_key
     try:
@@ -65,7 +65,8 @@ def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog, Counter]
     os.utime(folder)  # recently used entries are kept longest
     records = [tuple(r) for r in meta.get("skipped_records", [])]
     skips = SkipLog(counts=Counter(meta["skipped_reasons"]), examples=meta["skipped_examples"], records=records)
-    return LengthTable(**columns, ids=ids), skips, Counter(meta.get("roles_fixed", {}))
+    fixed, tokenizer = Counter(meta.get("roles_fixed", {})), tuple(meta.get("tokenizer", ("", "")))
+    return LengthTable(**columns, ids=ids), skips, fixed, tokenizer
 
 
 class Writer:
@@ -83,7 +84,9 @@ class Writer:
         self._ids.write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
         self.count += len(ids)
 
-    def finish(self, table: LengthTable, skips: SkipLog, roles_fixed: Counter | None = None) -> np.ndarray:
+    def finish(
+        self, table: LengthTable, skips: SkipLog, roles_fixed: Counter | None = None, tokenizer: tuple = ("", "")
+    ) -> np.ndarray:
         """Publish the entry; returns its ids, memory-mapped from the published file."""
         self._ids.close()
         raw = np.memmap(self.tmp / "ids.raw", dtype=np.int32, mode="r", shape=(self.count,)) if self.count else None
@@ -96,6 +99,7 @@ class Writer:
             "skipped_examples": skips.examples,
             "skipped_records": skips.records,
             "roles_fixed": dict(roles_fixed or {}),
+            "tokenizer": list(tokenizer),  # its name and `tokenizer_fingerprint`: a rerun needs no tokenizer loaded
             "version": __version__,
         }
         (self.tmp / "meta.json").write_text(json.dumps(meta))

@@ -70,6 +70,7 @@ def tokenize_files(
     options: Options | None = None,
     sample: SampleSpec | None = None,
     sample_seed: int = 0,
+    files_fp: str | None = None,
 ) -> Tokenized:
     """Tokenize every record of `paths` exactly as the trainer will; bad records are counted, not fatal.
 
@@ -77,18 +78,18 @@ def tokenize_files(
     the next call with the same files, tokenizer and format. `workers`: processes to use (default: one per core
     for inputs over 16 MB, none for smaller ones). `options`: the format and normalisation options (default: `fmt`
     and nothing else). `sample`: analyse a seeded random sample of the records instead (never cached).
+    `files_fp`: the tokenizer's `files_fingerprint`, to store the result where `cached` finds it without a tokenizer.
     """
     options = options or Options(fmt)
     files = check_paths(list(paths))
     data_fp = fingerprint(files)
     name = getattr(tokenizer, "name_for_report", getattr(tokenizer, "name_or_path", "tokenizer"))
     tok_fp = cache_mod.tokenizer_fingerprint(tokenizer)
-    key = cache_mod.key(files, data_fp, tok_fp, options.key()) if cache and data_fp and not sample else None
-    if key and (hit := cache_mod.load(key, keep_ids)):
-        table, skips, fixed = hit
-        skips.strict = strict
-        skips.replay_strict()
-        return Tokenized(files, table, skips, name, data_fp, tok_fp, from_cache=True, roles_fixed=fixed)
+    key = None
+    if cache and data_fp and not sample:
+        key = cache_mod.key(files, data_fp, files_fp or tok_fp, options.key())
+    if key and (hit := _from_cache(key, files, data_fp, strict, keep_ids)):
+        return hit
 
     reader = RecordReader(files)
     skips = SkipLog(strict=strict)
@@ -123,7 +124,7 @@ def tokenize_files(
                 bar(reader.bytes_read)
         table = builder.build()
         if store is not None:
-            stored_ids = store.finish(table, skips, fixed)
+            stored_ids = store.finish(table, skips, fixed, (name, tok_fp))
             table.ids = stored_ids if keep_ids else None
         elif keep_ids:
             table.ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
@@ -132,6 +133,28 @@ def tokenize_files(
             store.abort()
         raise
     return Tokenized(files, table, skips, name, data_fp, tok_fp, roles_fixed=fixed, sample=info)
+
+
+def cached(
+    paths: list, files_fp: str, options: Options, strict: bool = False, keep_ids: bool = False
+) -> Tokenized | None:
+    """The stored result for these inputs, tokenizer files (`analyze.tokenizer.files_fingerprint`) and options, or
+    None: what makes a rerun on unchanged inputs instant, since neither transformers nor the tokenizer is loaded."""
+    files = check_paths(list(paths))
+    data_fp = fingerprint(files)
+    if not data_fp:
+        return None
+    return _from_cache(cache_mod.key(files, data_fp, files_fp, options.key()), files, data_fp, strict, keep_ids)
+
+
+def _from_cache(key: str, files: list, data_fp: str, strict: bool, keep_ids: bool) -> Tokenized | None:
+    hit = cache_mod.load(key, keep_ids)
+    if hit is None:
+        return None
+    table, skips, fixed, (name, tok_fp) = hit
+    skips.strict = strict
+    skips.replay_strict()
+    return Tokenized(files, table, skips, name, data_fp, tok_fp, from_cache=True, roles_fixed=fixed)
 
 
 def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], options: Options, keep_ids: bool) -> Chunk:

@@ -89,20 +89,81 @@ def measured_model(cfg) -> str:
     return cfg.tokenizer if cfg.tokenizer and cfg.tokenizer not in (own, cfg.model) else cfg.model
 
 
-def model_limit(tokenizer, model: str | None) -> tuple[int | None, str]:
-    """The model's maximum positions and where that number came from (no network: local files only)."""
-    if model and not model.startswith("bundled:"):
-        try:
-            from transformers import AutoConfig
+def model_limit(tokenizer_name: str, model: str | None) -> tuple[int | None, str]:
+    """The measured model's maximum positions and where that number came from, read from files only (no network,
+    no transformers): its config.json (a folder, the bundled copy or the Hugging Face cache), the known limit of the
+    bundled models, else the tokenizer's `model_max_length`."""
+    from analyze.memory import read_model_config
 
-            positions = model_positions(AutoConfig.from_pretrained(model, local_files_only=True))
-            if positions:
-                return positions, f"{model} config"
-        except Exception:  # not cached locally: fall back to what is known without the hub
-            pass
+    if model and not model.startswith("bundled:"):
+        config, _ = read_model_config(model)
+        text = (config or {}).get("text_config") or config or {}
+        positions = text.get("max_position_embeddings") or (config or {}).get("max_position_embeddings")
+        if positions:
+            return int(positions), f"{model} config"
         if model in KNOWN_POSITIONS:
             return KNOWN_POSITIONS[model], f"{model} config"
-    limit = getattr(tokenizer, "model_max_length", None)
-    if limit and limit < 10**8:  # transformers uses a huge sentinel for "unknown"
+    folder = tokenizer_folder(tokenizer_name)
+    limit = _json(folder / "tokenizer_config.json").get("model_max_length") if folder else None
+    if isinstance(limit, (int, float)) and 0 < limit < 10**8:  # transformers uses a huge sentinel for "unknown"
         return int(limit), "tokenizer model_max_length"
     return None, "unknown"
+
+
+# Files of a model folder that hold weights, not tokenization: left out of the tokenizer's fingerprint.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".onnx", ".ckpt", ".index.json")
+FINGERPRINT_MAX_FILE = 64 << 20
+
+
+def tokenizer_folder(name: str) -> Path | None:
+    """Where a tokenizer's files are, without loading it: the bundled folder, a local folder, or the hub id's
+    snapshot in the Hugging Face cache; None when they are not on this machine."""
+    if name.startswith("bundled:"):
+        folder = BUNDLED / name.removeprefix("bundled:")
+        return folder if folder.is_dir() else None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(name, "tokenizer_config.json")
+    except Exception:  # not a repo id: nothing cached under it
+        return None
+    return Path(hit).parent if isinstance(hit, str) else None
+
+
+def files_fingerprint(name: str, chat_template_file: str | Path | None = None) -> str | None:
+    """A hash of every file the tokenizer is loaded from (its folder but the weights), the chat template file and
+    the versions of transformers and tokenizers (they render and encode): equal fingerprints give equal token ids,
+    so a cached result can be reused without loading the tokenizer. None when the files are not all here."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    folder = tokenizer_folder(name)
+    if folder is None:
+        return None
+    h = hashlib.sha256()
+    try:
+        h.update(f"{version('transformers')} {version('tokenizers')}".encode())
+    except PackageNotFoundError:
+        return None
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and not f.name.endswith(WEIGHT_SUFFIXES) and f.stat().st_size <= FINGERPRINT_MAX_FILE:
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    if chat_template_file is not None:
+        template = Path(chat_template_file)
+        if not template.is_file():
+            return None  # loading says what is wrong
+        h.update(b"template\0" + template.read_bytes())
+    return "files:" + h.hexdigest()[:16]
+
+
+def _json(path: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

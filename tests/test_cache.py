@@ -104,3 +104,62 @@ def test_worker_processes_give_the_same_table(qwen3, private_cache, monkeypatch,
     here = tokenize_files([SAMPLE], qwen3, keep_ids=True, cache=False, workers=0)
     pool = tokenize_files([SAMPLE], qwen3, keep_ids=True, cache=False, workers=2)
     assert same(here.table, pool.table) and np.array_equal(here.table.ids, pool.table.ids)
+
+
+RERUN = """
+import json, sys
+from analyze.cli import main
+rc = main(sys.argv[1:] + ["--json"])
+print(json.dumps({"rc": rc, "transformers": "transformers" in sys.modules, "tokenizers": "tokenizers" in sys.modules}))
+"""
+
+
+def _run(args, env):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = subprocess.run(
+        [sys.executable, "-c", RERUN, *map(str, args)], capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, **env}, check=True,
+    ).stdout  # fmt: skip
+    *report, status = out.strip().splitlines()
+    return json.loads("\n".join(report)), json.loads(status)
+
+
+def test_a_rerun_on_unchanged_inputs_loads_neither_transformers_nor_the_tokenizer(tmp_path):
+    from tests.conftest import SAMPLE
+
+    env = {"LENGTHSCAN_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    first, status = _run([SAMPLE], env)
+    assert status == {"rc": 0, "transformers": True, "tokenizers": True}
+    again, status = _run([SAMPLE], env)
+    assert status == {"rc": 0, "transformers": False, "tokenizers": False}
+    assert again == first  # every number, the tokenizer's name and fingerprint included
+
+
+def test_the_tokenizer_files_key_is_exact(tmp_path, write_jsonl, private_cache):
+    """A changed tokenizer file, chat template file or option is a miss, never a stale hit."""
+    import shutil
+
+    from analyze.formats import Options
+    from analyze.pipeline import cached
+    from analyze.tokenizer import BUNDLED, files_fingerprint
+
+    path = write_jsonl([GOOD])
+    folder = tmp_path / "tok"
+    shutil.copytree(BUNDLED / "qwen3", folder)
+    fp = files_fingerprint(str(folder))
+    assert cached([path], fp, Options()) is None
+    tokenize_files([path], load_tokenizer(str(folder)), files_fp=fp)
+    assert cached([path], fp, Options()).from_cache
+    assert cached([path], fp, Options(fix_roles=True)) is None
+    template = tmp_path / "t.jinja"
+    template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    assert files_fingerprint(str(folder), template) not in (fp, None)
+    config = folder / "tokenizer_config.json"
+    config.write_text(config.read_text().replace("<|im_end|>", "<|im_end|>", 1) + " ")
+    assert files_fingerprint(str(folder)) != fp
+    assert files_fingerprint("someone/not-cached") is None  # no files here: the slow path decides

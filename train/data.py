@@ -17,7 +17,7 @@ from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import Plan, make_plan
 from analyze.reader import check_paths
 from analyze.stats import optimizer_steps
-from analyze.tokenizer import model_positions
+from analyze.tokenizer import files_fingerprint, model_positions, resolve_tokenizer_name
 from train.model import SIZES_UNKNOWN
 from train.ranks import main_first
 from train.rows import PackedRows
@@ -58,7 +58,10 @@ def tokenize(cfg: Config, tokenizer, files: list) -> Tokenized:
     """The files' token table with ids; with several processes the main one tokenizes (and fills the cache) first."""
     options = read_options(cfg)
     files = check_paths(files, cfg.data.split, cfg.data.subset)
-    tokenized = main_first(lambda: tokenize_files(files, tokenizer, keep_ids=True, options=options))
+    files_fp = files_fingerprint(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
+    tokenized = main_first(
+        lambda: tokenize_files(files, tokenizer, keep_ids=True, options=options, files_fp=files_fp)
+    )  # the cache entry lengthscan made for the same inputs and tokenizer files
     check_skips(tokenized, cfg.data.max_skip)  # the same rule as lengthscan's
     return tokenized
 
