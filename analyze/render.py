@@ -177,6 +177,9 @@ def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> li
     >>> [text[s:e] for s, e in reply_char_spans(text, ex, r)]    # the reply, not the "a" of "assistant"
     ['a<|im_end|>']
     """
+    at_once = _spans_from_one_rendering(text, example, renderer)
+    if at_once is not None:
+        return at_once
     spans = []
     for i, m in enumerate(example.messages):
         if m["role"] != "assistant":
@@ -198,6 +201,55 @@ def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> li
 
 
 CALL_TAIL = 32  # at most this many characters between a marker call's end and the end-of-turn token
+MARKS = 6400  # private-use characters U+E000…: one distinct marker per assistant message in `_spans_from_one_rendering`
+
+
+def _spans_from_one_rendering(text: str, example: Conversation, renderer: Renderer) -> list[tuple[int, int]] | None:
+    """The common case in one extra rendering: every assistant message replaced by its own marker (no tool calls,
+    no reasoning); the template's text between markers must then appear in `text` in order, and what lies between
+    those pieces is each message's output. None when that does not hold (a template whose structure depends on
+    the content, such as Qwen3's `<think>` block for reasoning): the caller renders once per message instead.
+
+    >>> from analyze.tokenizer import load_tokenizer
+    >>> r = Renderer(load_tokenizer("bundled:qwen3"))
+    >>> ex = Conversation([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hi"},
+    ...                    {"role": "user", "content": "a"}, {"role": "assistant", "content": "a"}])
+    >>> text = r.render(ex)
+    >>> [text[s:e] for s, e in _spans_from_one_rendering(text, ex, r)]
+    ['hi<|im_end|>', 'a<|im_end|>']
+    """
+    replies = [i for i, m in enumerate(example.messages) if m["role"] == "assistant"]
+    if not replies or len(replies) > MARKS:
+        return None
+    marks = [chr(0xE000 + k) for k in range(len(replies))]
+    if any(m in text for m in marks):
+        return None
+    messages = list(example.messages)
+    for i, mark in zip(replies, marks, strict=True):
+        messages[i] = {"role": "assistant", "content": mark}
+    try:
+        marked = renderer.render_messages(messages, example.tools)
+    except SkipRecord:
+        return None
+    pieces = [marked]
+    for mark in marks:  # the template's text before, between and after the markers
+        head, sep, tail = pieces[-1].partition(mark)
+        if not sep:
+            return None
+        pieces[-1:] = [head, tail]
+    if not (text.startswith(pieces[0]) and text.endswith(pieces[-1])):
+        return None
+    spans, at, stop = [], len(pieces[0]), len(text) - len(pieces[-1])
+    for piece in pieces[1:-1]:
+        end = text.find(piece, at, stop)
+        if end < 0 or not piece:
+            return None  # an empty piece cannot be found: ambiguous, let the caller decide
+        spans.append((at, end + len(renderer.special_at(text, end))))
+        at = end + len(piece)
+    if at > stop:
+        return None
+    spans.append((at, stop + len(renderer.special_at(text, stop))))
+    return spans
 
 
 def _render_marked(example: Conversation, i: int, renderer: Renderer, keep_calls: bool = False) -> tuple[str, bool]:
