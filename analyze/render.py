@@ -15,6 +15,7 @@ tokenizer's offsets.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ class Renderer:
         )
         self._special = re.compile("|".join(map(re.escape, specials))) if specials else None  # longest first
         self.has_template = bool(tokenizer.chat_template)
+        self._pieces: dict = {}  # (roles, tools) → the template's text around messages of those roles
         self.end_of_turn = self._probe_end_of_turn() if self.has_template else ""
 
     def render(self, example: Example) -> str:
@@ -65,6 +67,26 @@ class Renderer:
                 "(a Jinja template) or use a chat model's tokenizer"
             )
         return self.render_messages(example.messages, example.tools)
+
+    def pieces(self, roles: tuple[str, ...], tools: list[dict] | None) -> list[str] | None:
+        """The template's text before, between and after messages of these roles (each message a marker): rendered
+        once per role sequence and tools; None if the template refuses it or drops a message."""
+        key = (roles, json.dumps(tools, sort_keys=True) if tools else None)
+        if key not in self._pieces:
+            if len(self._pieces) >= PIECES_KEPT:
+                self._pieces.pop(next(iter(self._pieces)))
+            marks = _MARK_CHARS[: len(roles)]
+            try:
+                text = self.render_messages(
+                    [{"role": r, "content": c} for r, c in zip(roles, marks, strict=True)], tools
+                )
+            except SkipRecord:
+                text = None
+            pieces = None
+            if text is not None and all(text.count(c) == 1 for c in marks):
+                pieces = re.split("[" + re.escape(marks) + "]", text) if marks else [text]
+            self._pieces[key] = pieces
+        return self._pieces[key]
 
     def render_fixing(self, example: Example, fix_roles: bool) -> tuple[str, Example, tuple[str, ...]]:
         """`render`, and when the template refuses the roles and `fix_roles` is on, the `ROLE_FIXES` in order
@@ -160,6 +182,7 @@ class Renderer:
 
 
 MARK = "\ue000"  # a private-use character: the marker that stands in for one message's output
+PIECES_KEPT = 4096  # role sequences whose template text `Renderer.pieces` keeps
 
 
 def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> list[tuple[int, int]]:
@@ -177,9 +200,10 @@ def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> li
     >>> [text[s:e] for s, e in reply_char_spans(text, ex, r)]    # the reply, not the "a" of "assistant"
     ['a<|im_end|>']
     """
-    at_once = _spans_from_one_rendering(text, example, renderer)
-    if at_once is not None:
-        return at_once
+    for quick in (_spans_from_structure, _spans_from_one_rendering):
+        spans = quick(text, example, renderer)
+        if spans is not None:
+            return spans
     spans = []
     for i, m in enumerate(example.messages):
         if m["role"] != "assistant":
@@ -201,7 +225,46 @@ def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> li
 
 
 CALL_TAIL = 32  # at most this many characters between a marker call's end and the end-of-turn token
-MARKS = 6400  # private-use characters U+E000…: one distinct marker per assistant message in `_spans_from_one_rendering`
+MARKS = 6400  # private-use characters U+E000…: one distinct marker per message (`_spans_from_structure` and after)
+
+
+def _spans_from_structure(text: str, example: Conversation, renderer: Renderer) -> list[tuple[int, int]] | None:
+    """The usual case with no extra rendering: the template's text around the messages depends only on their
+    roles (and the tools), so it is rendered once per role sequence with every message a marker (`Renderer.pieces`)
+    and found in `text` in order. Every message that is not a reply must then appear as itself (or trimmed) between
+    the pieces — that anchors each reply; otherwise None, and the caller renders this record's own markers.
+
+    >>> from analyze.tokenizer import load_tokenizer
+    >>> r = Renderer(load_tokenizer("bundled:qwen3"))
+    >>> ex = Conversation([{"role": "user", "content": "user"}, {"role": "assistant", "content": "assistant"}])
+    >>> text = r.render(ex)
+    >>> [text[s:e] for s, e in _spans_from_structure(text, ex, r)]
+    ['assistant<|im_end|>']
+    """
+    messages = example.messages
+    if len(messages) > MARKS or not set(_MARK_CHARS[: len(messages)]).isdisjoint(text):
+        return None
+    pieces = renderer.pieces(tuple(m["role"] for m in messages), example.tools)
+    if pieces is None or not text.startswith(pieces[0]) or not text.endswith(pieces[-1]):
+        return None
+    spans, at, stop = [], len(pieces[0]), len(text) - len(pieces[-1])
+    for j, m in enumerate(messages):
+        after = pieces[j + 1]
+        if j == len(messages) - 1:
+            end = stop
+        elif not after or (end := text.find(after, at, stop)) < 0:
+            return None
+        if end < at:
+            return None
+        if m["role"] == "assistant":
+            spans.append((at, end + len(renderer.special_at(text, end))))
+        elif text[at:end] not in (m["content"], m["content"].strip()):
+            return None  # the template changed this message: the pieces may not be where they seem
+        at = end + len(after)
+    return spans if at == len(text) else None
+
+
+_MARK_CHARS = "".join(chr(0xE000 + k) for k in range(6400))
 
 
 def _spans_from_one_rendering(text: str, example: Conversation, renderer: Renderer) -> list[tuple[int, int]] | None:
@@ -221,7 +284,7 @@ def _spans_from_one_rendering(text: str, example: Conversation, renderer: Render
     replies = [i for i, m in enumerate(example.messages) if m["role"] == "assistant"]
     if not replies or len(replies) > MARKS:
         return None
-    marks = [chr(0xE000 + k) for k in range(len(replies))]
+    marks = list(_MARK_CHARS[: len(replies)])
     if any(m in text for m in marks):
         return None
     messages = list(example.messages)

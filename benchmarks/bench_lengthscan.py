@@ -10,8 +10,12 @@ For each input it times, on the same data:
   e2e     `lengthscan FILE --json --no-cache` as a subprocess: start-up, reading, rendering, encoding, supervised
           spans, statistics, candidates — everything
   cached  the same command run again with the cache: the first run stores token ids, the second reads them
-and prints tokens per second, the ratios, and peak memory (this process and its worker processes). It ends with
-packing 1M real-distributed lengths. Large inputs are built by repeating the bundled sample (real data).
+          (neither transformers nor the tokenizer is loaded then)
+and prints tokens per second, the ratios, and peak memory (this process and its worker processes); where the time
+goes on the medium input, stage by stage in one process (read, normalise, render, encode, locate the supervised
+turns, statistics) and what moving chunks to worker processes costs (pickling both ways); `lengthscan --help` and
+`--version` start-up; packing 1M real-distributed lengths. Large inputs repeat the bundled sample (real data).
+The last line is one JSON object with every number.
 """
 
 from __future__ import annotations
@@ -109,6 +113,60 @@ def bench_input(name: str, path: Path, loop_sample: int, cache_dir: Path) -> dic
     }
 
 
+def profile_stages(path: Path) -> dict:
+    """Seconds per stage of the pipeline over `path` in this process, and the pickling a worker pool adds."""
+    import pickle
+
+    from analyze.formats import to_example
+    from analyze.pipeline import CHUNK, encode_chunk
+    from analyze.reader import RecordReader, parse_record
+    from analyze.render import Renderer
+    from analyze.tokenizer import load_tokenizer
+
+    times = dict.fromkeys(("read", "normalise", "render", "encode", "spans", "transfer"), 0.0)
+    renderer = Renderer(load_tokenizer("bundled:qwen3"))
+    t = time.perf_counter()
+    raw = list(RecordReader([path]))
+    times["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    examples = [to_example(parse_record(r)) for _, _, r in raw]
+    times["normalise"] = time.perf_counter() - t
+    for start in range(0, len(examples), CHUNK):
+        part = examples[start : start + CHUNK]
+        t = time.perf_counter()
+        texts = [renderer.render(e) for e in part]
+        t1 = time.perf_counter()
+        encodings = renderer.encode_batch(part, texts)
+        t2 = time.perf_counter()
+        renderer.finish(part, texts, encodings, keep_ids=True)
+        t3 = time.perf_counter()
+        times["render"] += t1 - t
+        times["encode"] += t2 - t1
+        times["spans"] += t3 - t2
+    from analyze.formats import Options
+
+    items = raw[:CHUNK]
+    t = time.perf_counter()
+    chunk = encode_chunk(renderer, items, Options(), keep_ids=True)
+    one = time.perf_counter() - t
+    t = time.perf_counter()
+    pickle.loads(pickle.dumps(items))
+    pickle.loads(pickle.dumps(chunk))
+    times["transfer"] = (time.perf_counter() - t) * len(raw) / max(len(items), 1)
+    times["chunk_total_per_1024"] = one
+    return {k: round(v, 2) for k, v in times.items()}
+
+
+def startup(*flags: str) -> float:
+    """Wall seconds of `lengthscan FLAGS` (the best of three)."""
+    runs = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "analyze", *flags], capture_output=True, check=True)
+        runs.append(time.perf_counter() - t)
+    return round(min(runs), 3)
+
+
 def bench_packing(n: int = 1_000_000) -> list[dict]:
     """Pack n lengths drawn from the bundled sample's real lengths; time and rows against the lower bound."""
     from analyze.packing import pack
@@ -151,11 +209,16 @@ def main() -> None:
               f"{r['e2e_tok_s']:>12,.0f}{r['e2e_vs_raw']:>9.2f}{r['e2e_vs_loop']:>9.2f}{r['second_vs_first']:>9.2f}"
               f"{r['peak_mb']:>9,.0f}")  # fmt: skip
     print()
-    for r in bench_packing():
+    packing = bench_packing()
+    for r in packing:
         print(f"packing {r['lengths']:,} lengths at max_length {r['max_length']}: {r['seconds']:.2f} s, "
               f"{r['rows']:,} rows, lower bound {r['lower_bound']:,} (+{r['over_bound']:.2%})")  # fmt: skip
-    print()
-    print(json.dumps({"inputs": rows}, indent=1))
+    with tempfile.TemporaryDirectory() as tmp:
+        stages = profile_stages(repeat_sample(args.medium, Path(tmp)))
+    print(f"where the time goes, {args.medium:,} conversations in one process (s): {stages}")
+    starts = {"help_s": startup("--help"), "version_s": startup("--version")}
+    print(f"start-up: --help {starts['help_s']} s, --version {starts['version_s']} s")
+    print(json.dumps({"inputs": rows, "stages": stages, "startup": starts, "packing": packing}))
 
 
 if __name__ == "__main__":

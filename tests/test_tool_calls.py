@@ -234,3 +234,36 @@ def test_config_tools_go_to_records_without_their_own(tmp_path, qwen3, capsys):
     (tmp_path / "tools.json").write_text("{oops")
     assert main([str(path), "--config", str(config)]) == 2
     assert "tools.json: data.tools is not JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["qwen3", "llama", "gemma"])
+def test_the_quick_ways_to_locate_turns_agree_with_one_rendering_per_reply(family, qwen3, llama, gemma):
+    """`_spans_from_structure` (no extra rendering) and `_spans_from_one_rendering` must give exactly the spans of
+    the reference, a marker rendering per reply, wherever they give an answer."""
+    from analyze import render as R
+    from tests.conftest import SAMPLE
+
+    tok = {"qwen3": qwen3, "llama": llama, "gemma": gemma}[family]
+    renderer = R.Renderer(tok)
+    records = [json.loads(line) for line in SAMPLE.read_text().splitlines()[:150]] + list(RECORDS.values())
+    answered = 0
+    for record in records:
+        example = to_example(record)
+        try:
+            text = renderer.render(example)
+        except Exception:  # Gemma refuses the tool role: not a case for this test
+            continue
+        reference = []
+        for i, m in enumerate(example.messages):
+            if m["role"] == "assistant":
+                marked, kept = R._render_marked(example, i, renderer)
+                start, end = R._differing(text, marked)
+                if kept:
+                    end = text.find(renderer.end_of_turn, end)
+                reference.append((start, end + len(renderer.special_at(text, end))))
+        for quick in (R._spans_from_structure, R._spans_from_one_rendering):
+            got = quick(text, example, renderer)
+            if got is not None:
+                answered += 1
+                assert got == reference, (quick.__name__, record)
+    assert answered >= 150  # the quick ways answer for nearly every record
