@@ -254,9 +254,12 @@ def check_skips(tokenized: Tokenized, max_skip: float) -> None:
     from analyze.errors import UserError
 
     skips, n = tokenized.skips, tokenized.records
+    first = "; ".join(skips.examples[:3])
+    if not n and not skips.total:
+        where = ", ".join(str(p) for p in tokenized.paths)
+        raise UserError(f"{where}: no records to analyse (an empty table, split or sample); point at data with records")
     if not skips.total:
         return
-    first = "; ".join(skips.examples[:3])
     if not n:
         raise UserError(f"no record could be analysed: {skips.summary(n)}; first: {first}; check --format")
     if skips.total / (n + skips.total) > max_skip:

@@ -393,7 +393,7 @@ def _map_paths(values: dict, fn, base: Path) -> dict:
             continue
 
         def one(p, must=must, data=data):
-            if not isinstance(p, str) or Path(p).is_absolute() or (data and is_hub_id(p, base)):
+            if not isinstance(p, str) or Path(p).is_absolute() or (data and is_hub_id(p, base) and is_hub_id(p)):
                 return p  # a Hugging Face dataset id is not a path
             return fn(p, must)
 

@@ -161,12 +161,11 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], optio
     """Parse, normalise, render and encode one chunk of raw records; every record is encoded or skipped."""
     skipped: list[tuple[int, int, str, str]] = []
     sources, examples, texts = [], [], []
-    tools, fixed = options.tools, Counter()
+    tools, fixed, applied = options.tools, Counter(), []
     for fi, line, raw in items:
         try:
             example = to_example(parse_record(raw), options.fmt, tools)
             text, example, fixes = renderer.render_fixing(example, options.fix_roles)
-            fixed.update(fixes)
             _check_unicode(text)
         except SkipRecord as skip:
             skipped.append((fi, line, skip.reason, skip.detail))
@@ -174,14 +173,16 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], optio
         sources.append((fi, line))
         examples.append(example)
         texts.append(text)
+        applied.append(fixes)
     results = renderer.finish(examples, texts, renderer.encode_batch(examples, texts), keep_ids)
     kept: list[tuple[tuple[int, int], Encoded]] = []
     hashes: list[int] = []
-    for src, example, result in zip(sources, examples, results, strict=True):
+    for src, example, result, fixes in zip(sources, examples, results, applied, strict=True):
         if isinstance(result, SkipRecord):
             skipped.append((*src, result.reason, result.detail))
         else:
             kept.append((src, result))
+            fixed.update(fixes)  # only records that are analysed count as fixed
             hashes.append(content_hash(example))
     skipped.sort(key=lambda s: (s[0], s[1]))  # report in input order
     spans = [(row, s, e) for row, (_, enc) in enumerate(kept) for s, e in enc.spans]

@@ -140,7 +140,7 @@ class RecordReader:
                 for row, record in path.rows():
                     yield i, row, record
                 continue
-            if path.suffix in (".parquet", ".arrow"):
+            if path.suffix.lower() in (".parquet", ".arrow"):
                 for row, record in table_rows(path):
                     yield i, row, record
                 done += path.stat().st_size

@@ -15,6 +15,7 @@ tokenizer's offsets.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -242,7 +243,7 @@ def _spans_from_structure(text: str, example: Conversation, renderer: Renderer) 
     ['assistant<|im_end|>']
     """
     messages = example.messages
-    if len(messages) > MARKS or not set(_MARK_CHARS[: len(messages)]).isdisjoint(text):
+    if len(messages) > MARKS or not set(_MARK_CHARS[: len(messages)]).isdisjoint(text) or _replies_in_a_row(messages):
         return None
     pieces = renderer.pieces(tuple(m["role"] for m in messages), example.tools)
     if pieces is None or not text.startswith(pieces[0]) or not text.endswith(pieces[-1]):
@@ -264,6 +265,12 @@ def _spans_from_structure(text: str, example: Conversation, renderer: Renderer) 
     return spans if at == len(text) else None
 
 
+def _replies_in_a_row(messages: list[dict]) -> bool:
+    """Two replies with nothing between them have no anchor: a reply holding the template's separator would shift
+    the boundary, so such records take one rendering per reply."""
+    return any(a["role"] == b["role"] == "assistant" for a, b in itertools.pairwise(messages))
+
+
 _MARK_CHARS = "".join(chr(0xE000 + k) for k in range(6400))
 
 
@@ -282,7 +289,7 @@ def _spans_from_one_rendering(text: str, example: Conversation, renderer: Render
     ['hi<|im_end|>', 'a<|im_end|>']
     """
     replies = [i for i, m in enumerate(example.messages) if m["role"] == "assistant"]
-    if not replies or len(replies) > MARKS:
+    if not replies or len(replies) > MARKS or _replies_in_a_row(example.messages):
         return None
     marks = list(_MARK_CHARS[: len(replies)])
     if any(m in text for m in marks):

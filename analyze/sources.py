@@ -28,6 +28,8 @@ TABLE_SUFFIXES = (".parquet", ".arrow")
 SUFFIXES = tuple(s + c for s in JSON_SUFFIXES for c in COMPRESSIONS) + TABLE_SUFFIXES
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # owner/name, or a canonical name
 ROWS_PER_BATCH = 1024
+DATASETS_METADATA = ("state.json", "dataset_info.json", "dataset_dict.json")  # save_to_disk's files, not data
+SPLIT_SUFFIX = re.compile(r"^(?P<name>.+)\[(?P<split>[\w.-]+)\]$")  # "org/data[test]": a dataset's split
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,12 @@ def is_hub_id(text: str, base: Path = Path(".")) -> bool:
 
 
 def is_dataset_repo(folder: Path) -> bool:
-    """A folder laid out like a hub dataset repository: a README card beside data files."""
-    return (folder / "README.md").is_file() and any(_supported(p) for p in folder.rglob("*") if p.is_file())
+    """A folder laid out like a hub dataset repository: a dataset card (README.md with YAML front matter) beside data
+    files."""
+    card = folder / "README.md"
+    if not card.is_file() or not card.read_text(encoding="utf-8", errors="replace").startswith("---"):
+        return False
+    return any(_supported(p) for p in folder.rglob("*") if p.is_file())
 
 
 def resolve(inputs: list, split: str = "train", subset: str | None = None) -> list[Path | DatasetSource]:
@@ -96,9 +102,13 @@ def resolve(inputs: list, split: str = "train", subset: str | None = None) -> li
             out.append(item)
             continue
         text = str(item)
+        if (m := SPLIT_SUFFIX.match(text)) and not Path(text).exists():  # "org/data[test]": that split
+            text, item_split = m["name"], m["split"]
+        else:
+            item_split = split
         path = Path(text).expanduser()
         if path.is_dir():
-            out += _folder(path, split, subset)
+            out += _folder(path, item_split, subset)
         elif path.is_file():
             out.append(_file(path))
         elif glob.has_magic(text):
@@ -108,7 +118,7 @@ def resolve(inputs: list, split: str = "train", subset: str | None = None) -> li
                 raise UserError(f"{text}: no .jsonl, .json, .parquet or .arrow file matches; check the pattern")
             out += [_file(p) for p in files]
         elif is_hub_id(text):
-            out.append(DatasetSource(text, split, subset))
+            out.append(DatasetSource(text, item_split, subset))
         else:
             raise UserError(f"{path}: no such file; check the path")
     if not out:
@@ -133,6 +143,10 @@ def _file(path: Path) -> Path:
 def _folder(folder: Path, split: str, subset: str | None) -> list[Path | DatasetSource]:
     """A `save_to_disk` folder's arrow files; a dataset repository as a `DatasetSource`; else the supported files
     under it, in sorted order."""
+    if (folder / "dataset_dict.json").is_file():  # DatasetDict.save_to_disk: one folder per split
+        if not (folder / split).is_dir():
+            raise UserError(f"{folder}: no split {split!r} in this saved dataset; pick one with --split")
+        return _folder(folder / split, split, subset)
     state = folder / "state.json"
     if state.is_file() and (folder / "dataset_info.json").is_file():
         try:
@@ -142,7 +156,10 @@ def _folder(folder: Path, split: str, subset: str | None) -> list[Path | Dataset
         return [_file(folder / n) for n in names]
     if is_dataset_repo(folder):
         return [DatasetSource(str(folder), split, subset)]
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and _supported(p))
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and _supported(p) and p.name not in DATASETS_METADATA
+        and not p.name.startswith("cache-")
+    )  # fmt: skip
     if not files:
         raise UserError(f"{folder}: no .jsonl, .json, .parquet or .arrow files in this folder")
     return [_file(p) for p in files]
@@ -163,7 +180,7 @@ def _batches(path: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if path.suffix == ".parquet":
+    if path.suffix.lower() == ".parquet":
         yield from pq.ParquetFile(path).iter_batches(batch_size=ROWS_PER_BATCH)
         return
     with pa.memory_map(str(path)) as source:  # datasets writes the IPC stream format; others the file format

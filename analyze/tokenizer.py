@@ -149,8 +149,13 @@ def files_fingerprint(name: str, chat_template_file: str | Path | None = None) -
     except PackageNotFoundError:
         return None
     for f in sorted(folder.iterdir()):
-        if f.is_file() and not f.name.endswith(WEIGHT_SUFFIXES) and f.stat().st_size <= FINGERPRINT_MAX_FILE:
+        if not f.is_file() or f.name.endswith(WEIGHT_SUFFIXES):
+            continue
+        stat = f.stat()
+        if stat.st_size <= FINGERPRINT_MAX_FILE:
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        else:  # too big to read on every run: its size and modification time stand for it
+            h.update(f"{f.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
     if chat_template_file is not None:
         template = Path(chat_template_file)
         if not template.is_file():

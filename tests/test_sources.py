@@ -162,3 +162,38 @@ def test_subsets_and_the_written_config_keep_the_dataset_id(tmp_path, capsys):
 
     hub = {"data": {"train": ["HuggingFaceH4/no_robots"]}}
     assert relative_paths(hub, tmp_path / "cfg") == hub == rebase_paths(hub, tmp_path / "cfg")
+
+
+def test_review_findings_empty_inputs_dataset_dicts_splits_and_plain_readmes(tmp_path, capsys):
+    import datasets
+
+    from analyze.sources import DatasetSource, resolve
+
+    empty = tmp_path / "empty.parquet"  # no rows and no skips: a one-line error, not a traceback
+    pq.write_table(pa.table({"messages": pa.array([], pa.list_(pa.struct([("role", pa.string())])))}), empty)
+    assert main([str(empty)]) == 2
+    assert "no records to analyse" in capsys.readouterr().err
+    saved = tmp_path / "dd"  # DatasetDict.save_to_disk: one folder per split, chosen by --split
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(RECORDS[:30]), "test": datasets.Dataset.from_list(RECORDS[30:])}
+    ).save_to_disk(str(saved))
+    assert _doc(capsys, saved)["records"] == 30 and _doc(capsys, saved, "--split", "test")["records"] == 30
+    plain = tmp_path / "plain"  # a README without a dataset card's front matter: just a folder of files
+    plain.mkdir()
+    (plain / "README.md").write_text("# my files\n")
+    (plain / "a.jsonl").write_text(json.dumps(RECORDS[0]) + "\n")
+    assert resolve([plain]) == [plain / "a.jsonl"]
+    assert resolve(["org/data[test]"]) == [DatasetSource("org/data", "test")]  # a split named in the entry
+    upper = tmp_path / "X.PARQUET"
+    pq.write_table(pa.Table.from_pylist(RECORDS[:5]), upper)
+    assert _doc(capsys, upper)["records"] == 5
+
+
+def test_train_refuses_eval_data_that_is_the_training_data(tmp_path, capsys):
+    from train.cli import main as train_main
+
+    repo = _repo(tmp_path)
+    assert train_main(["--data.train", str(repo), "--data.eval", str(repo), "--dry-run"]) == 2
+    assert "data.eval reads the same data as data.train" in capsys.readouterr().err
+    assert train_main(["--data.train", str(repo), "--data.eval", f"{repo}[test]", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["eval_conversations"] == 20

@@ -109,7 +109,12 @@ def run(
         raise UserError("no training data: set data.train in the config or pass --data.train FILE.jsonl")
     files = check_paths(cfg.data.train, cfg.data.split, cfg.data.subset)  # a typo fails before anything slow
     if cfg.data.eval:
-        check_paths(cfg.data.eval, cfg.data.split, cfg.data.subset)
+        same = set(files) & set(check_paths(cfg.data.eval, cfg.data.split, cfg.data.subset))
+        if same:
+            raise UserError(
+                f"data.eval reads the same data as data.train ({', '.join(map(str, same))}); name another file or a "
+                "dataset's other split, e.g. 'org/data[test]'"
+            )
     device = None if dry_run else resolve_device(cfg.run.device, smoke)  # planning needs no GPU
     if device == "cuda" and argv is not None:
         from train.launch import restart_on_one_gpu_if_needed
