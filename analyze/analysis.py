@@ -74,12 +74,7 @@ class Analysis:
             "loss": m.settings.loss,
             "candidates": [m.candidate(n, o.micro_batch_size, o.grad_accum_steps) for n in lengths],
             "change": self.fit.change if self.fit else None,
-            "at_suggestion": {
-                "max_length": self.fit.max_length,
-                "micro_batch_size": self.fit.micro_batch_size,
-                "peak_gib": round(self.fit.plan.peak_gib, 2),
-                "parts_gib": {k: round(v, 3) for k, v in self.fit.plan.parts.items()},
-            },
+            "at_suggestion": self.fit.plan.as_dict(),
         }
 
     def histogram(self, bins: int = 20) -> tuple[np.ndarray, np.ndarray, int]:

@@ -95,14 +95,13 @@ def write_suggestion(path: str | Path, analysis, set_by: str, settings: bool = T
     `train --auto-maxlen`, which measured under the file's own settings, writes only max_length and its source).
     Paths are written relative to the file.
     """
-    from analyze.tokenizer import resolve_tokenizer_name
+    from analyze.tokenizer import other_tokenizer
 
     path = Path(path)
     s, t, cfg = analysis.suggestion, analysis.tokenized, analysis.cfg
     files = [p.id if isinstance(p, DatasetSource) else str(p) for p in t.paths]
     paths: dict[str, Any] = {"model": cfg.model, "chat_template": cfg.chat_template, "data": {"train": files}}
-    own = resolve_tokenizer_name(None, cfg.model)
-    if cfg.tokenizer and cfg.tokenizer not in (own, cfg.model):
+    if other_tokenizer(cfg):
         paths["tokenizer"] = cfg.tokenizer
     paths = flatten(relative_paths(paths, path.parent))
     source = {

@@ -67,13 +67,23 @@ def gpu_budget(gpu: str | float | int) -> float:
     try:
         value = float(name)
     except ValueError:
-        key = {k.lower(): k for k in [*GPUS, *GPU_ALIASES]}.get(name.lower())
+        key = gpu_name(name)
         if key is None:
             raise ValueError(f"unknown GPU {gpu!r}") from None
-        return GPUS[GPU_ALIASES.get(key, key)]
+        return GPUS[key]
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"GPU memory {gpu!r} must be a positive number of GiB")
     return value
+
+
+def gpu_name(gpu: str | float | int) -> str | None:
+    """The `GPUS` name a value stands for (case-insensitive, aliases resolved), or None (a number, or unknown).
+
+    >>> gpu_name("a100"), gpu_name("T4"), gpu_name(12)
+    ('A100-40GB', 'T4', None)
+    """
+    key = {k.lower(): k for k in [*GPUS, *GPU_ALIASES]}.get(str(gpu).strip().lower())
+    return GPU_ALIASES.get(key, key)
 
 
 @dataclass(frozen=True)
@@ -177,7 +187,7 @@ def read_model_config(model: str) -> tuple[dict | None, str]:
         path = folder / "config.json"
         if not path.is_file():
             return None, f"{folder} has no config.json"
-        return _load(path), str(path)
+        return read_json(path), str(path)
     bundled = bundled_config(model)
     if bundled is not None:
         return bundled, f"{model} config (bundled)"
@@ -188,11 +198,12 @@ def read_model_config(model: str) -> tuple[dict | None, str]:
     except Exception:  # not a valid repo id, or no huggingface_hub: unknown either way
         cached = None
     if isinstance(cached, str):
-        return _load(Path(cached)), f"{model} config (Hugging Face cache)"
+        return read_json(Path(cached)), f"{model} config (Hugging Face cache)"
     return None, f"{model}'s config.json is not in the local Hugging Face cache (it is once train has run)"
 
 
-def _load(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
+    """A JSON object from a file, or None when it cannot be read or is not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -235,6 +246,15 @@ class MemoryPlan:
 
     def fits(self, budget_gib: float) -> bool:
         return self.peak_gib <= (1 - MARGIN) * budget_gib
+
+    def as_dict(self) -> dict:
+        """The plan as `--json` shows it: its batch, peak and parts (GiB)."""
+        return {
+            "max_length": self.max_length,
+            "micro_batch_size": self.micro_batch_size,
+            "peak_gib": round(self.peak_gib, 2),
+            "parts_gib": {k: round(v, 3) for k, v in self.parts.items()},
+        }
 
     def describe(self) -> str:
         top = sorted(self.parts.items(), key=lambda kv: -kv[1])
@@ -413,7 +433,7 @@ def memory_model(cfg, model_config: dict | None = None, source: str = "", budget
     if budget_gib is not None:
         gpu = f"this GPU ({budget_gib:.1f} GiB)"
     else:
-        gpu = str(cfg.gpu) if str(cfg.gpu).upper() in {k.upper() for k in [*GPUS, *GPU_ALIASES]} else "the GPU"
+        gpu = str(cfg.gpu) if gpu_name(cfg.gpu) else "the GPU"
     budget = gpu_budget(cfg.gpu) if budget_gib is None else budget_gib
     shape = None
     if model_config is not None:

@@ -84,7 +84,7 @@ def fingerprint(paths: list) -> str | None:
         if isinstance(p, DatasetSource):
             if not p.local:
                 return None
-            files = sorted(f for f in Path(p.id).rglob("*") if f.is_file() and ".git" not in f.parts)
+            files = _dataset_files(p)
             h.update(f"{p.split}/{p.subset}".encode())
         else:
             files = [p]
@@ -214,9 +214,15 @@ class RecordReader:
 
 def _size(source) -> int:
     if isinstance(source, DatasetSource):
-        folder = Path(source.id)
-        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if source.local else 0
+        return sum(f.stat().st_size for f in _dataset_files(source))
     return source.stat().st_size
+
+
+def _dataset_files(source: DatasetSource) -> list[Path]:
+    """The files of a local dataset folder, in sorted order (none for a hub id): what its size and bytes are."""
+    if not source.local:
+        return []
+    return sorted(f for f in Path(source.id).rglob("*") if f.is_file() and ".git" not in f.parts)
 
 
 def _zstd_error() -> type[Exception]:

@@ -6,9 +6,9 @@ template's rendering encoded with `add_special_tokens=False`, so BOS is never do
 The supervised tokens are each assistant turn's output — its reasoning as rendered, content and tool calls — and
 the end-of-turn token right after it (not the role header). They are located from the template's own structure,
 never by searching for the reply's text (a reply "a" is inside the `assistant` header, "hi" inside `<think>`, and
-reasoning repeated in every turn would be found in the wrong one): each assistant message is rendered once more
-with that message alone replaced by a marker, and the part of the full rendering that differs is that message's
-output (`reply_char_spans`). The full rendering is what training sees (templates are not prefix-stable: Qwen3 gives
+reasoning repeated in every turn would be found in the wrong one): messages are replaced by markers, and what the
+full rendering holds where a reply's marker stood is that reply's output (`reply_char_spans`; usually without any
+extra rendering). The full rendering is what training sees (templates are not prefix-stable: Qwen3 gives
 only the last assistant turn an empty `<think>` block); its character spans map to tokens through the fast
 tokenizer's offsets.
 """
@@ -83,10 +83,7 @@ class Renderer:
                 )
             except SkipRecord:
                 text = None
-            pieces = None
-            if text is not None and all(text.count(c) == 1 for c in marks):
-                pieces = re.split("[" + re.escape(marks) + "]", text) if marks else [text]
-            self._pieces[key] = pieces
+            self._pieces[key] = None if text is None else _split_at(text, marks)
         return self._pieces[key]
 
     def render_fixing(self, example: Example, fix_roles: bool) -> tuple[str, Example, tuple[str, ...]]:
@@ -182,14 +179,18 @@ class Renderer:
         return m.group() if m else ""
 
 
-MARK = "\ue000"  # a private-use character: the marker that stands in for one message's output
+MARKS = 6400  # private-use characters U+E000…: one distinct marker per message
+_MARK_CHARS = "".join(chr(0xE000 + k) for k in range(MARKS))
+MARK = _MARK_CHARS[0]  # the marker of `_render_marked`, which replaces one message at a time
 PIECES_KEPT = 4096  # role sequences whose template text `Renderer.pieces` keeps
 
 
 def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> list[tuple[int, int]]:
     """Character spans of each assistant turn's output (and its end-of-turn token) in the rendered `text`.
 
-    For assistant message i the conversation is rendered again with that message's content replaced by a marker
+    First the quick ways (`_spans_from_structure`, `_spans_from_one_rendering`), which answer for most records.
+    Otherwise, for assistant message i the conversation is rendered again with that message's content replaced by a
+    marker
     and its tool calls and reasoning removed; the rendering differs from `text` exactly where message i's output
     is (common prefix and suffix cut off). If the template refuses the message without its tool calls, they are
     kept with marker names and arguments, and the span runs on to the end-of-turn token.
@@ -218,7 +219,7 @@ def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> li
         if kept_calls:
             eot = text.find(renderer.end_of_turn, end) if renderer.end_of_turn else -1
             end = eot if 0 <= eot - end <= CALL_TAIL else end
-        end += len(renderer.special_at(text, end))
+        start, end = _with_end_of_turn(text, (start, end), renderer)
         if spans and start < spans[-1][1]:
             raise SkipRecord("turns_not_located", f"assistant message {i} overlaps the one before it in the rendering")
         spans.append((start, end))
@@ -226,7 +227,6 @@ def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> li
 
 
 CALL_TAIL = 32  # at most this many characters between a marker call's end and the end-of-turn token
-MARKS = 6400  # private-use characters U+E000…: one distinct marker per message (`_spans_from_structure` and after)
 
 
 def _spans_from_structure(text: str, example: Conversation, renderer: Renderer) -> list[tuple[int, int]] | None:
@@ -246,32 +246,63 @@ def _spans_from_structure(text: str, example: Conversation, renderer: Renderer) 
     if len(messages) > MARKS or not set(_MARK_CHARS[: len(messages)]).isdisjoint(text) or _replies_in_a_row(messages):
         return None
     pieces = renderer.pieces(tuple(m["role"] for m in messages), example.tools)
-    if pieces is None or not text.startswith(pieces[0]) or not text.endswith(pieces[-1]):
+    gaps = None if pieces is None else _gaps(text, pieces)
+    if gaps is None:
         return None
-    spans, at, stop = [], len(pieces[0]), len(text) - len(pieces[-1])
-    for j, m in enumerate(messages):
-        after = pieces[j + 1]
-        if j == len(messages) - 1:
-            end = stop
-        elif not after or (end := text.find(after, at, stop)) < 0:
-            return None
-        if end < at:
-            return None
-        if m["role"] == "assistant":
-            spans.append((at, end + len(renderer.special_at(text, end))))
-        elif text[at:end] not in (m["content"], m["content"].strip()):
+    for m, (start, end) in zip(messages, gaps, strict=True):
+        if m["role"] != "assistant" and text[start:end] not in (m["content"], m["content"].strip()):
             return None  # the template changed this message: the pieces may not be where they seem
-        at = end + len(after)
-    return spans if at == len(text) else None
+    return [
+        _with_end_of_turn(text, gap, renderer)
+        for m, gap in zip(messages, gaps, strict=True)
+        if m["role"] == "assistant"
+    ]
+
+
+def _split_at(marked: str, marks: str) -> list[str] | None:
+    """The text before, between and after the marks, which must each occur once and in order; else None.
+
+    >>> _split_at("<a>\ue000<b>\ue001<c>", "\ue000\ue001"), _split_at("\ue001\ue000", "\ue000\ue001")
+    (['<a>', '<b>', '<c>'], None)
+    """
+    at = [marked.find(c) for c in marks]
+    if any(marked.count(c) != 1 for c in marks) or at != sorted(at):
+        return None
+    return re.split("[" + re.escape(marks) + "]", marked) if marks else [marked]
+
+
+def _gaps(text: str, pieces: list[str]) -> list[tuple[int, int]] | None:
+    """[start, end) of what lies between consecutive pieces when `text` is pieces[0] + gap + pieces[1] + … +
+    pieces[-1], each piece found after the one before; None when that does not hold (or a piece between gaps is
+    empty, so nothing says where it is).
+
+    >>> _gaps("<a>x<b>yy<c>", ["<a>", "<b>", "<c>"]), _gaps("<a>x<c>", ["<a>", "<b>", "<c>"])
+    ([(3, 4), (7, 9)], None)
+    """
+    if not (text.startswith(pieces[0]) and text.endswith(pieces[-1])):
+        return None
+    gaps, at, stop = [], len(pieces[0]), len(text) - len(pieces[-1])
+    for piece in pieces[1:-1]:
+        end = text.find(piece, at, stop) if piece else -1
+        if end < 0:
+            return None
+        gaps.append((at, end))
+        at = end + len(piece)
+    if at > stop:
+        return None
+    return [*gaps, (at, stop)]
+
+
+def _with_end_of_turn(text: str, gap: tuple[int, int], renderer: Renderer) -> tuple[int, int]:
+    """A reply's span: its gap and the end-of-turn token right after it, if the template puts one there."""
+    start, end = gap
+    return start, end + len(renderer.special_at(text, end))
 
 
 def _replies_in_a_row(messages: list[dict]) -> bool:
     """Two replies with nothing between them have no anchor: a reply holding the template's separator would shift
     the boundary, so such records take one rendering per reply."""
     return any(a["role"] == b["role"] == "assistant" for a, b in itertools.pairwise(messages))
-
-
-_MARK_CHARS = "".join(chr(0xE000 + k) for k in range(6400))
 
 
 def _spans_from_one_rendering(text: str, example: Conversation, renderer: Renderer) -> list[tuple[int, int]] | None:
@@ -291,35 +322,18 @@ def _spans_from_one_rendering(text: str, example: Conversation, renderer: Render
     replies = [i for i, m in enumerate(example.messages) if m["role"] == "assistant"]
     if not replies or len(replies) > MARKS or _replies_in_a_row(example.messages):
         return None
-    marks = list(_MARK_CHARS[: len(replies)])
-    if any(m in text for m in marks):
+    marks = _MARK_CHARS[: len(replies)]
+    if not set(marks).isdisjoint(text):
         return None
     messages = list(example.messages)
     for i, mark in zip(replies, marks, strict=True):
         messages[i] = {"role": "assistant", "content": mark}
     try:
-        marked = renderer.render_messages(messages, example.tools)
+        pieces = _split_at(renderer.render_messages(messages, example.tools), marks)
     except SkipRecord:
         return None
-    pieces = [marked]
-    for mark in marks:  # the template's text before, between and after the markers
-        head, sep, tail = pieces[-1].partition(mark)
-        if not sep:
-            return None
-        pieces[-1:] = [head, tail]
-    if not (text.startswith(pieces[0]) and text.endswith(pieces[-1])):
-        return None
-    spans, at, stop = [], len(pieces[0]), len(text) - len(pieces[-1])
-    for piece in pieces[1:-1]:
-        end = text.find(piece, at, stop)
-        if end < 0 or not piece:
-            return None  # an empty piece cannot be found: ambiguous, let the caller decide
-        spans.append((at, end + len(renderer.special_at(text, end))))
-        at = end + len(piece)
-    if at > stop:
-        return None
-    spans.append((at, stop + len(renderer.special_at(text, stop))))
-    return spans
+    gaps = None if pieces is None else _gaps(text, pieces)
+    return None if gaps is None else [_with_end_of_turn(text, gap, renderer) for gap in gaps]
 
 
 def _render_marked(example: Conversation, i: int, renderer: Renderer, keep_calls: bool = False) -> tuple[str, bool]:

@@ -77,6 +77,17 @@ def model_positions(model_config) -> int | None:
     return int(positions) if positions else None
 
 
+def other_tokenizer(cfg) -> str | None:
+    """The config's `tokenizer` when it is not the model's own (another hub id, folder or bundled one), else None.
+
+    >>> from analyze.config import Config
+    >>> other_tokenizer(Config(tokenizer="bundled:qwen3")), other_tokenizer(Config(tokenizer="org/other"))
+    (None, 'org/other')
+    """
+    own = resolve_tokenizer_name(None, cfg.model)
+    return cfg.tokenizer if cfg.tokenizer and cfg.tokenizer not in (own, cfg.model) else None
+
+
 def measured_model(cfg) -> str:
     """The model whose tokens are counted, so whose position limit caps the suggestion: the config's `tokenizer`
     when it names another model (a hub id or folder), else `model`.
@@ -85,15 +96,14 @@ def measured_model(cfg) -> str:
     >>> measured_model(Config()), measured_model(Config(tokenizer="meta-llama/Llama-3.2-1B"))
     ('Qwen/Qwen3-1.7B', 'meta-llama/Llama-3.2-1B')
     """
-    own = resolve_tokenizer_name(None, cfg.model)
-    return cfg.tokenizer if cfg.tokenizer and cfg.tokenizer not in (own, cfg.model) else cfg.model
+    return other_tokenizer(cfg) or cfg.model
 
 
 def model_limit(tokenizer_name: str, model: str | None) -> tuple[int | None, str]:
     """The measured model's maximum positions and where that number came from, read from files only (no network,
     no transformers): its config.json (a folder, the bundled copy or the Hugging Face cache), the known limit of the
     bundled models, else the tokenizer's `model_max_length`."""
-    from analyze.memory import read_model_config
+    from analyze.memory import read_json, read_model_config
 
     if model and not model.startswith("bundled:"):
         config, _ = read_model_config(model)
@@ -104,7 +114,7 @@ def model_limit(tokenizer_name: str, model: str | None) -> tuple[int | None, str
         if model in KNOWN_POSITIONS:
             return KNOWN_POSITIONS[model], f"{model} config"
     folder = tokenizer_folder(tokenizer_name)
-    limit = _json(folder / "tokenizer_config.json").get("model_max_length") if folder else None
+    limit = (read_json(folder / "tokenizer_config.json") or {}).get("model_max_length") if folder else None
     if isinstance(limit, (int, float)) and 0 < limit < 10**8:  # transformers uses a huge sentinel for "unknown"
         return int(limit), "tokenizer model_max_length"
     return None, "unknown"
@@ -162,13 +172,3 @@ def files_fingerprint(name: str, chat_template_file: str | Path | None = None) -
             return None  # loading says what is wrong
         h.update(b"template\0" + template.read_bytes())
     return "files:" + h.hexdigest()[:16]
-
-
-def _json(path: Path) -> dict:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

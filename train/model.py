@@ -60,12 +60,11 @@ def emulating_t4() -> bool:
     return os.environ.get(EMULATE_T4, "") not in ("", "0")
 
 
-def emulate_t4() -> float:
-    """Cap this process's CUDA memory at the T4's; return that budget in GiB."""
-    from analyze.memory import GIB, GPUS
+def emulate_t4(total_gib: float) -> float:
+    """Cap this process's CUDA memory (`total_gib` of it) at the T4's; return that budget in GiB."""
+    from analyze.memory import GPUS
 
-    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
-    torch.cuda.set_per_process_memory_fraction(min(1.0, GPUS["T4"] / total))
+    torch.cuda.set_per_process_memory_fraction(min(1.0, GPUS["T4"] / total_gib))
     return GPUS["T4"]
 
 

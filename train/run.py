@@ -198,13 +198,12 @@ def _build_smoke_model(model_config, tokenizer, out: Path, seed: int) -> Path:
 def _own_tokenizer(cfg: Config):
     """The model's own tokenizer when the config names another one and the model's can be loaded; else None (the
     config-based checks of `check_tokenizer_matches` still apply)."""
-    from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
+    from analyze.tokenizer import load_tokenizer, other_tokenizer, resolve_tokenizer_name
 
-    own = resolve_tokenizer_name(None, cfg.model)
-    if not cfg.tokenizer or cfg.tokenizer in (own, cfg.model):
+    if not other_tokenizer(cfg):
         return None
     try:
-        return load_tokenizer(own)
+        return load_tokenizer(resolve_tokenizer_name(None, cfg.model))
     except UserError:  # no tokenizer beside the model (or offline): nothing to compare with
         return None
 
@@ -508,9 +507,8 @@ def gpu_memory_gib() -> float:
     from analyze.memory import GIB
     from train.model import emulate_t4, emulating_t4
 
-    if emulating_t4():
-        return emulate_t4()
-    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
+    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
+    return emulate_t4(total) if emulating_t4() else total
 
 
 def _measured_memory(memory: dict | None) -> str:
@@ -541,11 +539,8 @@ def check_memory(cfg: Config, model_config, budget: float | None, refuse: bool, 
         return doc | {"unknown": m.source}
     o = cfg.optim
     plan = m.plan(cfg.max_length, o.micro_batch_size)
-    doc |= {
-        "peak_gib": round(plan.peak_gib, 2),
-        "fits": plan.fits(m.budget_gib),
-        "parts_gib": {k: round(v, 3) for k, v in plan.parts.items()},
-    }
+    shown = plan.as_dict()
+    doc |= {"peak_gib": shown["peak_gib"], "fits": plan.fits(m.budget_gib), "parts_gib": shown["parts_gib"]}
     say(
         f"memory plan: peak {plan.peak_gib:.1f} of {m.budget_gib:.1f} GiB on {m.gpu} at {o.micro_batch_size} rows "
         f"× {cfg.max_length} tokens ({plan.describe()})"
