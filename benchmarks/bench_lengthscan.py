@@ -114,7 +114,9 @@ def bench_input(name: str, path: Path, loop_sample: int, cache_dir: Path) -> dic
 
 
 def profile_stages(path: Path) -> dict:
-    """Seconds per stage of the pipeline over `path` in this process, and the pickling a worker pool adds."""
+    """Seconds per stage of the pipeline over `path` in this process, and the pickling a worker pool adds; and the
+    CPU seconds (all threads) of the two stages no tokenization as the trainer does can skip: the chat template's
+    rendering and the encoding (`render_cpu`, `encode_cpu`)."""
     import pickle
 
     from analyze.formats import to_example
@@ -123,7 +125,8 @@ def profile_stages(path: Path) -> dict:
     from analyze.render import Renderer
     from analyze.tokenizer import load_tokenizer
 
-    times = dict.fromkeys(("read", "normalise", "render", "encode", "spans", "transfer"), 0.0)
+    stages = ("read", "normalise", "render", "encode", "spans", "transfer", "render_cpu", "encode_cpu")
+    times = dict.fromkeys(stages, 0.0)
     renderer = Renderer(load_tokenizer("bundled:qwen3"))
     t = time.perf_counter()
     raw = list(RecordReader([path]))
@@ -133,16 +136,18 @@ def profile_stages(path: Path) -> dict:
     times["normalise"] = time.perf_counter() - t
     for start in range(0, len(examples), CHUNK):
         part = examples[start : start + CHUNK]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         texts = [renderer.render(e) for e in part]
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         encodings = renderer.encode_batch(part, texts)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         renderer.finish(part, texts, encodings, keep_ids=True)
         t3 = time.perf_counter()
         times["render"] += t1 - t
         times["encode"] += t2 - t1
         times["spans"] += t3 - t2
+        times["render_cpu"] += c1 - c
+        times["encode_cpu"] += c2 - c1
     from analyze.formats import Options
 
     items = raw[:CHUNK]
@@ -216,6 +221,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stages = profile_stages(repeat_sample(args.medium, Path(tmp)))
     print(f"where the time goes, {args.medium:,} conversations in one process (s): {stages}")
+    # No tokenization as the trainer does can skip rendering and encoding; on every core at once they take at least
+    # (render_cpu + encode_cpu) / cores, so e2e / raw cannot exceed raw's wall time over that.
+    medium = rows[1]
+    raw_s = medium["tokens"] / medium["raw_tok_s"]
+    floor_s = (stages["render_cpu"] + stages["encode_cpu"]) / (os.cpu_count() or 1)
+    stages["e2e_floor_s"] = round(floor_s, 2)
+    stages["e2e_vs_raw_ceiling"] = round(raw_s / floor_s, 2)
+    print(
+        f"ceiling for e2e / raw at {args.medium:,}: raw {raw_s:.2f} s against render + encode on every core "
+        f"{floor_s:.2f} s = {stages['e2e_vs_raw_ceiling']} (start-up and everything else excluded)"
+    )
     starts = {"help_s": startup("--help"), "version_s": startup("--version")}
     print(f"start-up: --help {starts['help_s']} s, --version {starts['version_s']} s")
     print(json.dumps({"inputs": rows, "stages": stages, "startup": starts, "packing": packing}))
