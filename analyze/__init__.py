@@ -1,7 +1,10 @@
 """lengthscan: exact token lengths of chat data, the max_length that fits it, written into the trainer's config.
 
-The pipeline, one module a step: `reader` → `formats` → `render` → `pipeline` (→ `lengths.LengthTable`)
-→ `overlong` → `packing` → `plan` → `stats` / `suggest` → `analysis` → `report` / `config_write`.
+The pipeline, one module a step: `sources` → `reader` → `formats` → `render` → `pipeline` (→ `lengths.LengthTable`,
+stored by `cache`) → `split` → `overlong` → `packing` → `plan` → `stats` / `suggest` / `memory` → `analysis` →
+`report` / `plot` / `config_write`. Around it: `config` (the typed YAML schema both commands read), `yaml_text` (YAML
+in and out), `tokenizer` (loading it, and facts read from its files), `sample` (`--sample`), `errors` and
+`load_errors` (one-line errors with their fix), `atomic` (files written whole), `cli` (the `lengthscan` command).
 `train` imports these; nothing here imports torch.
 """
 

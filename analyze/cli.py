@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 from analyze import __version__
-from analyze.config import DEFAULT_CONFIG_NAME, field_meta, load_config, with_values
+from analyze.config import (
+    DEFAULT_CONFIG_NAME,
+    config_keys,
+    config_path,
+    config_target,
+    field_meta,
+    load_config,
+    with_values,
+)
 from analyze.errors import UserError, run_command
 
 # Options that set a config key for this run (and, with --write-config, in the file): flag → dotted key.
@@ -32,14 +40,6 @@ CONFIG_FLAGS = {
 FLAG_HELP = {
     "tokenizer": "hub id, local folder or bundled:qwen3 (default: the config's, else the model's own)",
     "model": "the model you will train; its tokenizer and position limit are used (default: the config's)",
-}
-FLAG_TYPES = {
-    "max_length": int,
-    "target": float,
-    "round_to": int,
-    "micro_batch_size": int,
-    "grad_accum_steps": int,
-    "max_skip": float,
 }
 FLAG_METAVARS = {
     "chat_template": "FILE",
@@ -67,13 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"YAML config to read (default: ./{DEFAULT_CONFIG_NAME} if present, else built-in defaults)",
     )
+    hints = config_keys()
     for flag, key in CONFIG_FLAGS.items():  # help, choices and type from the config schema: one source
         meta = field_meta(key)
         help_text = FLAG_HELP.get(flag, meta["help"]) + f" (config key {key})"
         p.add_argument(
             "--" + flag.replace("_", "-"),
             dest=flag,
-            type=FLAG_TYPES.get(flag, str),
+            type=hints[key] if hints[key] in (int, float) else str,  # `gpu` (a name or GiB) is read by the config
             choices=meta["choices"],
             metavar=FLAG_METAVARS.get(flag),
             help=help_text.replace("%", "%%"),
@@ -127,10 +128,10 @@ def run(args: argparse.Namespace) -> int:
     from analyze.config_write import write_suggestion
     from analyze.sample import SampleSpec
 
-    config_path = _config_path(args.config)
-    if config_path is None and args.write_config and Path(args.write_config).is_file():
-        config_path = Path(args.write_config)  # the file about to be edited is the run's config: read it first
-    cfg = load_config(config_path)
+    cfg_file = config_path(args.config)
+    if cfg_file is None and args.write_config and Path(args.write_config).is_file():
+        cfg_file = Path(args.write_config)  # the file about to be edited is the run's config: read it first
+    cfg = load_config(cfg_file)
     _check_args(args)
     given = {key: getattr(args, flag) for flag, key in CONFIG_FLAGS.items() if getattr(args, flag) is not None}
     if "model" in given and "tokenizer" not in given:
@@ -154,26 +155,20 @@ def run(args: argparse.Namespace) -> int:
         write_main_figure(analysis, Path(args.plot))
     written = None
     if args.write_config is not None:
-        target = Path(args.write_config or config_path or DEFAULT_CONFIG_NAME)
+        target = config_target(args.write_config or cfg_file)
         written = (target, write_suggestion(target, analysis, f"lengthscan {__version__}"))
     if args.json:
         print(json.dumps(analysis.as_json(), indent=2))
     else:
         from analyze.report import print_report
 
-        source = "--max-length" if args.max_length else (f"from {config_path}" if config_path else "default")
+        source = "--max-length" if args.max_length else (f"from {cfg_file}" if cfg_file else "default")
         print_report(analysis, source)
     if written:
         target, created = written
         verb = "created" if created else "updated"
         print(f"lengthscan: {verb} {target}: max_length = {analysis.suggestion.max_length}", file=sys.stderr)
     return 0
-
-
-def _config_path(explicit: str | None) -> Path | None:
-    if explicit:
-        return Path(explicit)
-    return Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None
 
 
 def _check_args(args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ from analyze.errors import UserError
 from analyze.formats import FORMATS
 from analyze.memory import GPUS, gpu_budget
 from analyze.sources import is_hub_id
+from analyze.yaml_text import commented, dump, read_yaml
 
 DEFAULT_CONFIG_NAME = "lengthscan.yaml"
 OVERLONG_POLICIES = ("cut_turns", "truncate", "drop")
@@ -339,13 +340,28 @@ def field_meta(key: str) -> dict:
     return dict(next(f for f in fields(cls) if f.name == name).metadata)
 
 
+def config_path(explicit: str | Path | None) -> Path | None:
+    """The config file a command reads: `explicit` (which must exist), else ./lengthscan.yaml when there is one,
+    else None (the built-in defaults)."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise UserError(f"{path}: config not found; create one with `lengthscan DATA --write-config {path}`")
+        return path
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def config_target(path: str | Path | None) -> Path:
+    """The config file a command writes into: the one it read, else ./lengthscan.yaml (created if need be)."""
+    return Path(path) if path else Path(DEFAULT_CONFIG_NAME)
+
+
 def load_config(path: str | Path | None) -> Config:
     """The config at `path` (defaults filled in; relative paths read from the file's folder), or the defaults."""
     if path is None:
         return Config()
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config not found; create one with `lengthscan DATA --write-config {path}`")
+    path = config_path(path)
     return from_dict(rebase_paths(read_yaml(path), path.parent), where=str(path))
 
 
@@ -399,22 +415,6 @@ def _map_paths(values: dict, fn, base: Path) -> dict:
 
         node[name] = [one(p) for p in value] if isinstance(value, list) else one(value)
     return out
-
-
-def read_yaml(path: Path) -> dict:
-    from ruamel.yaml import YAML, YAMLError
-
-    try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except (YAMLError, UnicodeDecodeError) as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        at = f":{line + 1}" if line is not None else ""
-        raise UserError(f"{path}{at}: not valid YAML ({str(e).splitlines()[0]}); fix the file") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: the config must be a YAML mapping of keys to values")
-    return data
 
 
 def from_dict(data: dict, cls: type = Config, where: str = "config", prefix: str = "") -> Any:
@@ -485,18 +485,47 @@ def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested config dict → dotted keys; the provenance record `max_length_source` stays one value.
+    """Nested config dict → dotted keys; only sections are descended into, so the provenance record
+    `max_length_source` stays one value.
 
     >>> flatten({"max_length": 512, "lora": {"r": 16}, "max_length_source": {"set_by": "x"}})
     {'max_length': 512, 'lora.r': 16, 'max_length_source': {'set_by': 'x'}}
     """
     out: dict[str, Any] = {}
     for k, v in d.items():
-        if isinstance(v, dict) and k != "max_length_source":
+        if isinstance(v, dict) and is_section(prefix + k):
             out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[prefix + k] = v
     return out
+
+
+def config_keys(cls: type | None = None, prefix: str = "") -> dict[str, Any]:
+    """Every settable dotted key of the config and its type hint (sections are not keys).
+
+    >>> keys = config_keys()
+    >>> keys["lora.r"], keys["max_length"], "lora" in keys
+    (<class 'int'>, <class 'int'>, False)
+    """
+    hints = typing.get_type_hints(cls or Config)
+    keys: dict[str, Any] = {}
+    for f in fields(cls or Config):
+        hint = hints[f.name]
+        if is_dataclass(hint):
+            keys.update(config_keys(hint, prefix + f.name + "."))
+        else:
+            keys[prefix + f.name] = hint
+    return keys
+
+
+def is_section(key: str) -> bool:
+    """Whether a dotted key names a section of the config (`lora`), not a value — a value may be a mapping too
+    (the provenance record `max_length_source`).
+
+    >>> is_section("lora"), is_section("max_length_source"), is_section("lora.r")
+    (True, False, False)
+    """
+    return key in _SECTIONS
 
 
 def to_dict(cfg: Any) -> dict:
@@ -511,29 +540,21 @@ def to_file_dict(cfg: Config, folder: Path) -> dict:
 
 def default_yaml() -> str:
     """The default config as commented YAML, generated from the dataclasses so each help text is written once."""
-    import io
-
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-
-    def build(obj: Any) -> CommentedMap:
-        m = CommentedMap()
-        for f in fields(obj):
-            value = getattr(obj, f.name)
-            m[f.name] = build(value) if is_dataclass(value) else value
-            m.yaml_add_eol_comment(f.metadata["help"], f.name)
-        return m
-
-    root = build(Config())
-    root.yaml_set_start_comment(
+    return dump(
+        commented(to_dict(Config()), lambda key: field_meta(key)["help"], is_section),
         "lengthscan / train config. `lengthscan DATA --write-config` sets max_length from your data;\n"
-        "`train --config lengthscan.yaml` reads this file. Defaults: the tuning guide's T4 QLoRA run."
+        f"`train --config {DEFAULT_CONFIG_NAME}` reads this file. Defaults: the tuning guide's T4 QLoRA run.",
     )
-    out = io.StringIO()
-    yaml = YAML()
-    yaml.width = 4096  # keep each help comment on its key's line
-    yaml.dump(root, out)
-    return out.getvalue()
 
 
+def _sections(cls: type, prefix: str = "") -> set[str]:
+    hints = typing.get_type_hints(cls)
+    out: set[str] = set()
+    for f in fields(cls):
+        if is_dataclass(hints[f.name]):
+            out |= {prefix + f.name} | _sections(hints[f.name], prefix + f.name + ".")
+    return out
+
+
+_SECTIONS = _sections(Config)
 DEFAULTS = flatten(to_dict(Config()))  # each key's default, for messages that suggest one

@@ -7,14 +7,14 @@ A config that does not parse or has unknown keys is left untouched.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from pathlib import Path
 from typing import Any
 
 from analyze.atomic import atomic_write
-from analyze.config import default_yaml, flatten, from_dict, read_yaml, relative_paths
+from analyze.config import default_yaml, flatten, from_dict, relative_paths
 from analyze.errors import UserError
 from analyze.sources import DatasetSource
+from analyze.yaml_text import dump, load_round_trip, parse_yaml, read_yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # where a new top-level key goes when the file lacks it: after the first of these that is present
@@ -37,13 +37,9 @@ def set_values(text: str, changes: dict[str, Any]) -> str:
       r: 32  # rank
       alpha: 32
     """
-    from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
-    yaml = YAML()  # round-trip mode keeps comments and order
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    doc = (yaml.load(text) if text.strip() else None) or CommentedMap()
+    doc = load_round_trip(text)
     for dotted, value in changes.items():
         *parents, key = dotted.split(".")
         node = doc
@@ -58,9 +54,7 @@ def set_values(text: str, changes: dict[str, Any]) -> str:
             keys = list(node)
             after = [k for k in PLACE_AFTER.get(dotted, ()) if k in keys]
             node.insert(keys.index(after[0]) + 1 if after else len(keys), key, value)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue()
+    return dump(doc)
 
 
 def update_config(path: str | Path, changes: dict[str, Any]) -> bool:
@@ -79,9 +73,7 @@ def update_config(path: str | Path, changes: dict[str, Any]) -> bool:
         from_dict(read_yaml(path), where=str(path))  # unknown keys or bad values: stop before touching the file
         text = path.read_text(encoding="utf-8")
     new = set_values(text, changes)
-    from ruamel.yaml import YAML
-
-    from_dict(YAML(typ="safe").load(new) or {}, where=str(path))  # never write a config train would reject
+    from_dict(parse_yaml(new) or {}, where=str(path))  # never write a config train would reject
     atomic_write(path, new)
     return created
 
@@ -137,8 +129,3 @@ def write_suggestion(path: str | Path, analysis, set_by: str, settings: bool = T
         if paths.get(key) or before.get(key):  # measured with the model's own: clear the file's other tokenizer
             changes[key] = paths.get(key)
     return update_config(path, changes)
-
-
-def write_max_length(path: str | Path, max_length: int, source: dict) -> bool:
-    """Set the top-level `max_length` and its provenance `max_length_source`; True if the file was created."""
-    return update_config(path, {"max_length": max_length, "max_length_source": source})

@@ -106,8 +106,8 @@ class TableBuilder:
             self._parts[k].append(part + self.rows if k == "span_record" else part)
         self.rows += len(chunk.columns["tokens"])
 
-    def build(self, ids: np.ndarray | None = None) -> LengthTable:
+    def build(self) -> LengthTable:
         col = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in self._parts.items()}
         col["file_index"] = col["file_index"].astype(np.int32)
         col["content_hash"] = col["content_hash"].astype(np.uint64)
-        return LengthTable(**col, ids=ids)
+        return LengthTable(**col)

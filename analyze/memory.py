@@ -177,6 +177,26 @@ def bundled_config(model: str) -> dict | None:
     return json.loads(path.read_text()) if "/" in model and path.is_file() else None
 
 
+# The shipped config that speaks for each bundled tokenizer's model family (`analyze.tokenizer.BUNDLED_MODELS`),
+# and the keys all sizes of the family share with it: what is known offline of the sizes not shipped.
+FAMILY_CONFIGS = {"qwen3": "Qwen/Qwen3-1.7B"}
+FAMILY_KEYS = ("model_type", "max_position_embeddings", "bos_token_id", "eos_token_id", "vocab_size")
+
+
+def family_config(model: str) -> dict | None:
+    """What a bundled model's family shares (`FAMILY_KEYS`), from the family's shipped config; None for other
+    models. Its sizes are unknown unless the model's own config is shipped (`bundled_config`).
+
+    >>> family_config("Qwen/Qwen3-8B")["max_position_embeddings"], family_config("org/other")
+    (40960, None)
+    """
+    from analyze.tokenizer import BUNDLED_MODELS
+
+    family = BUNDLED_MODELS.get(model)
+    shipped = bundled_config(FAMILY_CONFIGS[family]) if family in FAMILY_CONFIGS else None
+    return {k: shipped[k] for k in FAMILY_KEYS if k in shipped} if shipped else None
+
+
 def read_model_config(model: str) -> tuple[dict | None, str]:
     """A model's config.json without the network: a local folder, the Hugging Face cache, or the bundled copy.
 

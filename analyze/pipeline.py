@@ -32,6 +32,7 @@ from analyze.reader import RecordReader, SkipLog, check_paths, fingerprint, pars
 from analyze.render import Encoded, Renderer
 from analyze.sample import SampleInfo, SampleSpec, sample_records
 from analyze.split import content_hash
+from analyze.tokenizer import tokenizer_name
 
 CHUNK = 1024  # records per encoder call: large enough to keep the encoder busy, small enough for memory
 PROGRESS_MIN_BYTES = 8 << 20  # show a progress bar for inputs larger than this
@@ -69,7 +70,7 @@ def tokenize_files(
     workers: int | None = None,
     options: Options | None = None,
     sample: SampleSpec | None = None,
-    sample_seed: int = 0,
+    sample_seed: int | None = None,
     files_fp: str | None = None,
 ) -> Tokenized:
     """Tokenize every record of `paths` exactly as the trainer will; bad records are counted, not fatal.
@@ -83,7 +84,7 @@ def tokenize_files(
     options = options or Options(fmt)
     files = check_paths(list(paths))
     data_fp = fingerprint(files)
-    name = getattr(tokenizer, "name_for_report", getattr(tokenizer, "name_or_path", "tokenizer"))
+    name = tokenizer_name(tokenizer)
     tok_fp = cache_mod.tokenizer_fingerprint(tokenizer)
     key = None
     if cache and data_fp and not sample:

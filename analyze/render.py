@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from jinja2 import TemplateError, TemplateSyntaxError
 
 from analyze.errors import SkipRecord, UserError
 from analyze.formats import ROLE_FIXES, Conversation, Example, Text
@@ -109,9 +110,18 @@ class Renderer:
             raise
 
     def render_messages(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """The template's text for these messages; `SkipRecord` when the template refuses them (any other error is
+        a bug and is raised as it is)."""
         try:
             return self.tok.apply_chat_template(messages, tools=tools, tokenize=False)
-        except Exception as e:  # jinja raise_exception(), TemplateError, TypeError from odd roles
+        except Exception as e:
+            if not template_refused(e):
+                raise
+            if isinstance(e, TemplateSyntaxError):
+                raise UserError(
+                    f"the chat template is not valid Jinja (line {e.lineno}: {e.message}); fix it, or pass "
+                    "--chat-template FILE with a working template"
+                ) from None
             raise SkipRecord("template_error", f"the chat template refused it: {str(e)[:120]}") from None
 
     def encode_batch(self, examples: list[Example], texts: list[str]) -> list:
@@ -167,8 +177,8 @@ class Renderer:
     def _probe_end_of_turn(self) -> str:
         """The special token a template puts right after an assistant reply (`<|im_end|>` for Qwen3)."""
         try:
-            text = self.tok.apply_chat_template(PROBE, tokenize=False)
-        except Exception:
+            text = self.render_messages(PROBE)
+        except SkipRecord:  # a template that wants other roles (a system turn first…): no end-of-turn token known
             return ""
         end = text.find(PROBE[1]["content"])
         return self.special_at(text, end + len(PROBE[1]["content"])) if end >= 0 else ""
@@ -179,6 +189,32 @@ class Renderer:
         return m.group() if m else ""
 
 
+def template_refused(e: BaseException) -> bool:
+    """Whether an error is the chat template's own: Jinja's errors (its `raise_exception`, an undefined value, a
+    syntax error) or an operation of the template's code on this record's values (a frame of the compiled
+    template is in the traceback). Anything else is not the data's fault, so it is not counted as a skip.
+
+    >>> import jinja2
+    >>> env = jinja2.Environment()
+    >>> def error(source, **values):
+    ...     try:
+    ...         env.from_string(source).render(**values)
+    ...     except Exception as e:
+    ...         return e
+    >>> template_refused(error("{{ x + 1 }}", x="a")), template_refused(ValueError("not from a template"))
+    (True, False)
+    """
+    if isinstance(e, TemplateError):
+        return True
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == TEMPLATE_FILENAME:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+TEMPLATE_FILENAME = "<template>"  # the file name Jinja gives the code of a template compiled from a string
 MARKS = 6400  # private-use characters U+E000…: one distinct marker per message
 _MARK_CHARS = "".join(chr(0xE000 + k) for k in range(MARKS))
 MARK = _MARK_CHARS[0]  # the marker of `_render_marked`, which replaces one message at a time

@@ -67,7 +67,7 @@ class PlanStats:
     steps_per_epoch_packed: int
 
 
-def plan_stats(table: LengthTable, plan: Plan, micro_batch: int, grad_accum: int, seed: int = 0) -> PlanStats:
+def plan_stats(table: LengthTable, plan: Plan, micro_batch: int, grad_accum: int, seed: int) -> PlanStats:
     n, L = table.tokens, plan.max_length
     kept = plan.kept
     total, sup_total = int(n.sum()), int(table.supervised.sum())
@@ -99,10 +99,10 @@ def plan_stats(table: LengthTable, plan: Plan, micro_batch: int, grad_accum: int
     )
 
 
-def dynamic_padding_waste(lengths: np.ndarray, micro_batch: int, seed: int = 0) -> float:
+def dynamic_padding_waste(lengths: np.ndarray, micro_batch: int, seed: int) -> float:
     """Padding share when each shuffled micro-batch is padded to its own longest record.
 
-    >>> round(dynamic_padding_waste(np.array([4, 4, 2, 2]), 4), 3)  # one batch padded to 4: 4 of 16 slots
+    >>> round(dynamic_padding_waste(np.array([4, 4, 2, 2]), 4, seed=0), 3)  # one batch padded to 4: 4 of 16 slots
     0.25
     """
     if not len(lengths):
@@ -130,7 +130,7 @@ def candidates(
     policy: str,
     micro_batch: int,
     grad_accum: int,
-    seed: int = 0,
+    seed: int,
     include: np.ndarray | None = None,
 ) -> list[PlanStats]:
     """`plan_stats` at each of `lengths`, batching the records in `include` (the train split)."""

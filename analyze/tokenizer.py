@@ -13,8 +13,6 @@ BUNDLED = Path(__file__).parent / "bundled"
 BUNDLED_MODELS = {
     f"Qwen/Qwen3-{size}": "qwen3" for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B", "30B-A3B", "235B-A22B")
 }
-# max_position_embeddings of those models' configs, so the cap is known offline too.
-KNOWN_POSITIONS = dict.fromkeys(BUNDLED_MODELS, 40960)
 
 
 def resolve_tokenizer_name(tokenizer: str | None, model: str | None) -> str:
@@ -47,12 +45,10 @@ def load_tokenizer(name: str, chat_template_file: str | Path | None = None):
         raise UserError(f"no bundled tokenizer {name!r}; the bundled one is 'bundled:qwen3'")
     try:
         tok = AutoTokenizer.from_pretrained(str(source))
-    except Exception as e:  # transformers raises OSError, ValueError, HF hub errors… all mean "cannot load"
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(
-            f"cannot load tokenizer {name!r} ({reason[:200]}); pass --tokenizer with a Hugging Face hub id "
-            "or a local folder that holds tokenizer.json (set HF_TOKEN for gated models)"
-        ) from None
+    except Exception as e:  # transformers raises OSError, ValueError, hub errors…: `load_error` tells them apart
+        from analyze.load_errors import load_error
+
+        raise load_error(e, "tokenizer", name) from None
     if not getattr(tok, "is_fast", False) or not hasattr(tok, "backend_tokenizer"):
         raise UserError(f"tokenizer {name!r} has no fast (tokenizers) version; lengthscan needs tokenizer.json")
     if chat_template_file is not None:
@@ -60,8 +56,18 @@ def load_tokenizer(name: str, chat_template_file: str | Path | None = None):
         if not path.is_file():
             raise UserError(f"{path}: chat template file not found; pass a Jinja template file to --chat-template")
         tok.chat_template = path.read_text(encoding="utf-8")
-    tok.name_for_report = name  # shown in reports and written into the config's provenance
     return tok
+
+
+def tokenizer_name(tokenizer) -> str:
+    """The tokenizer's name as a user gives it (shown in reports, written into the config's provenance): the hub id
+    or folder it was loaded from, or `bundled:NAME` for a bundled one.
+
+    >>> tokenizer_name(load_tokenizer("bundled:qwen3"))
+    'bundled:qwen3'
+    """
+    path = Path(str(getattr(tokenizer, "name_or_path", "") or "tokenizer"))
+    return f"bundled:{path.name}" if path.parent == BUNDLED else str(path)
 
 
 def text_config(model_config):
@@ -103,16 +109,15 @@ def model_limit(tokenizer_name: str, model: str | None) -> tuple[int | None, str
     """The measured model's maximum positions and where that number came from, read from files only (no network,
     no transformers): its config.json (a folder, the bundled copy or the Hugging Face cache), the known limit of the
     bundled models, else the tokenizer's `model_max_length`."""
-    from analyze.memory import read_json, read_model_config
+    from analyze.memory import family_config, read_json, read_model_config
 
     if model and not model.startswith("bundled:"):
-        config, _ = read_model_config(model)
-        text = (config or {}).get("text_config") or config or {}
-        positions = text.get("max_position_embeddings") or (config or {}).get("max_position_embeddings")
+        config = read_model_config(model)[0] or family_config(model) or {}
+        positions = (config.get("text_config") or config).get("max_position_embeddings") or config.get(
+            "max_position_embeddings"
+        )
         if positions:
             return int(positions), f"{model} config"
-        if model in KNOWN_POSITIONS:
-            return KNOWN_POSITIONS[model], f"{model} config"
     folder = tokenizer_folder(tokenizer_name)
     limit = (read_json(folder / "tokenizer_config.json") or {}).get("model_max_length") if folder else None
     if isinstance(limit, (int, float)) and 0 < limit < 10**8:  # transformers uses a huge sentinel for "unknown"

@@ -114,9 +114,8 @@ def bench_input(name: str, path: Path, loop_sample: int, cache_dir: Path) -> dic
 
 
 def profile_stages(path: Path) -> dict:
-    """Seconds per stage of the pipeline over `path` in this process, and the pickling a worker pool adds; and the
-    CPU seconds (all threads) of the two stages no tokenization as the trainer does can skip: the chat template's
-    rendering and the encoding (`render_cpu`, `encode_cpu`)."""
+    """Seconds per stage of the pipeline over `path` in this process on one core (as each of lengthscan's worker
+    processes runs it), and the pickling a worker pool adds."""
     import pickle
 
     from analyze.formats import to_example
@@ -125,8 +124,8 @@ def profile_stages(path: Path) -> dict:
     from analyze.render import Renderer
     from analyze.tokenizer import load_tokenizer
 
-    stages = ("read", "normalise", "render", "encode", "spans", "transfer", "render_cpu", "encode_cpu")
-    times = dict.fromkeys(stages, 0.0)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread, as in a worker process
+    times = dict.fromkeys(("read", "normalise", "render", "encode", "spans", "transfer"), 0.0)
     renderer = Renderer(load_tokenizer("bundled:qwen3"))
     t = time.perf_counter()
     raw = list(RecordReader([path]))
@@ -136,18 +135,16 @@ def profile_stages(path: Path) -> dict:
     times["normalise"] = time.perf_counter() - t
     for start in range(0, len(examples), CHUNK):
         part = examples[start : start + CHUNK]
-        t, c = time.perf_counter(), time.process_time()
+        t = time.perf_counter()
         texts = [renderer.render(e) for e in part]
-        t1, c1 = time.perf_counter(), time.process_time()
+        t1 = time.perf_counter()
         encodings = renderer.encode_batch(part, texts)
-        t2, c2 = time.perf_counter(), time.process_time()
+        t2 = time.perf_counter()
         renderer.finish(part, texts, encodings, keep_ids=True)
         t3 = time.perf_counter()
         times["render"] += t1 - t
         times["encode"] += t2 - t1
         times["spans"] += t3 - t2
-        times["render_cpu"] += c1 - c
-        times["encode_cpu"] += c2 - c1
     from analyze.formats import Options
 
     items = raw[:CHUNK]
@@ -160,6 +157,18 @@ def profile_stages(path: Path) -> dict:
     times["transfer"] = (time.perf_counter() - t) * len(raw) / max(len(items), 1)
     times["chunk_total_per_1024"] = one
     return {k: round(v, 2) for k, v in times.items()}
+
+
+LOAD = "import time; t = time.perf_counter(); from analyze.tokenizer import load_tokenizer; load_tokenizer('{}'); "
+LOAD += "print(time.perf_counter() - t)"
+
+
+def tokenizer_load() -> float:
+    """Wall seconds a fresh process takes to import transformers and load the tokenizer (the best of three): what
+    a first run pays before it can render anything."""
+    runs = [float(subprocess.run([sys.executable, "-c", LOAD.format("bundled:qwen3")], capture_output=True,
+                                 text=True, check=True).stdout) for _ in range(3)]  # fmt: skip
+    return round(min(runs), 2)
 
 
 def startup(*flags: str) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analyze.config import LoraConfig
+from analyze.config import Config, LoraConfig
 from analyze.pipeline import tokenize_files
 from analyze.plan import Plan, make_plan
 from analyze.stats import plan_stats
@@ -57,18 +57,20 @@ def main() -> None:
     p.add_argument("--micro-batch", type=int, default=2)
     p.add_argument("--steps", type=int, default=12, help="timed optimizer steps per layout")
     args = p.parse_args()
-    torch.manual_seed(0)
+    seed = Config().optim.seed
+    torch.manual_seed(seed)
     tok = load_tokenizer("bundled:qwen3")
     table = tokenize_files([SAMPLE], tok, keep_ids=True, cache=False).table
     plan = make_plan(table, args.max_length, "cut_turns")
     one_per_row = Plan(plan.max_length, plan.policy, plan.kept, plan.records, [[j] for j in range(len(plan.records))])
-    stats = plan_stats(table, plan, args.micro_batch, 1)
+    stats = plan_stats(table, plan, args.micro_batch, 1, seed)
     with tempfile.TemporaryDirectory() as tmp:
         model = load_model(
             str(build_tiny_model(load_model_config("Qwen/Qwen3-1.7B"), tok, Path(tmp))),
             pick_precision("cpu"),
             LoraConfig(),
             True,
+            seed,
         )
         collate = PackedCollator(tok.pad_token_id, args.max_length, multiple_of=args.max_length)  # rows of max_length
         padded = real_tokens_per_second(model, PackedRows(table, one_per_row), collate, args.micro_batch, args.steps)

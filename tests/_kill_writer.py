@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from analyze.config_write import write_max_length
+from analyze.config_write import update_config
 
 # Two suggestions with different values and provenance (and lengths, so a mix of the two cannot pass for either).
 # Kept short: the YAML round trip dominates a write, and the shorter it is, the more kills land inside the file
@@ -35,7 +35,7 @@ def stall(point: str) -> None:
 
 
 def main(path: str, point: str | None = None) -> None:
-    import ruamel.yaml  # noqa: F401 - imported lazily by write_max_length; import it before `ready`
+    import ruamel.yaml  # noqa: F401 - imported lazily by update_config; import it before `ready`
 
     if point:
         stall(point)
@@ -44,7 +44,7 @@ def main(path: str, point: str | None = None) -> None:
     i = 0
     while True:
         value, source = VERSIONS[i % 2]
-        write_max_length(path, value, source)
+        update_config(path, {"max_length": value, "max_length_source": source})
         i += 1
 
 

@@ -140,7 +140,7 @@ def test_unloadable_tokenizer_is_one_line(tmp_path, write_jsonl):
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert "cannot load tokenizer" in line and "--tokenizer" in line
+    assert "tokenizer folder" in line and "does not exist" in line and "--tokenizer" in line
 
 
 def test_no_chat_template_is_a_clear_error_unless_given(tmp_path, write_jsonl, capsys):

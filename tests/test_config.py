@@ -2,9 +2,10 @@
 
 import pytest
 
-from analyze.config import Config, default_yaml, from_dict, load_config, read_yaml, with_values
-from analyze.config_write import write_max_length
+from analyze.config import Config, default_yaml, from_dict, load_config, with_values
+from analyze.config_write import update_config
 from analyze.errors import UserError
+from analyze.yaml_text import read_yaml
 
 USER_CONFIG = """\
 # my run on the office T4
@@ -45,7 +46,9 @@ def test_unknown_key_names_the_nearest():
 def test_write_back_keeps_comments_order_and_values(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(USER_CONFIG)
-    created = write_max_length(path, 768, {"set_by": "test", "data_fingerprint": "sha256:abc"})
+    created = update_config(
+        path, {"max_length": 768, "max_length_source": {"set_by": "test", "data_fingerprint": "sha256:abc"}}
+    )
     assert not created
     text = path.read_text()
     assert "# my run on the office T4" in text and "# tried the first lever" in text and "# lower" in text
@@ -56,13 +59,13 @@ def test_write_back_keeps_comments_order_and_values(tmp_path):
     keys = [line.split(":")[0] for line in text.splitlines() if line and line[0].isalpha()]
     assert keys == ["model", "max_length", "max_length_source", "lora", "optim"]
     # a second write replaces the value and the record, nothing piles up
-    write_max_length(path, 1024, {"set_by": "again"})
+    update_config(path, {"max_length": 1024, "max_length_source": {"set_by": "again"}})
     assert load_config(path).max_length == 1024 and path.read_text().count("max_length_source") == 1
 
 
 def test_write_back_creates_a_commented_default(tmp_path):
     path = tmp_path / "new.yaml"
-    assert write_max_length(path, 640, {"set_by": "test"})
+    assert update_config(path, {"max_length": 640, "max_length_source": {"set_by": "test"}})
     cfg = load_config(path)
     assert cfg.max_length == 640 and cfg.lora == Config().lora
     assert "# LoRA rank" in path.read_text()
@@ -73,7 +76,7 @@ def test_bad_config_is_left_untouched(tmp_path, bad):
     path = tmp_path / "bad.yaml"
     path.write_text(bad)
     with pytest.raises(UserError):
-        write_max_length(path, 768, {})
+        update_config(path, {"max_length": 768, "max_length_source": {}})
     assert path.read_text() == bad
     assert [p.name for p in tmp_path.iterdir()] == ["bad.yaml"]  # no temporary file left behind
 
@@ -85,7 +88,7 @@ def test_package_files_are_never_edited():
 
     inside = Path(analyze.__file__).parent / "lengthscan.yaml"
     with pytest.raises(UserError, match="inside the installed package"):
-        write_max_length(inside, 768, {})
+        update_config(inside, {"max_length": 768, "max_length_source": {}})
     assert not inside.exists()
 
 

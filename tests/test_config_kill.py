@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from analyze.config import load_config
-from analyze.config_write import write_max_length
+from analyze.config_write import update_config
 from tests._kill_writer import VERSIONS
 
 WRITER = Path(__file__).with_name("_kill_writer.py")
@@ -41,7 +41,7 @@ def complete_versions(tmp_path: Path) -> dict[str, str]:
     path.write_text(USER_CONFIG)
     texts = {"original": USER_CONFIG}
     for name, (value, source) in zip("ABA", [*VERSIONS, VERSIONS[0]], strict=True):
-        write_max_length(path, value, source)
+        update_config(path, {"max_length": value, "max_length_source": source})
         assert texts.setdefault(name, path.read_text()) == path.read_text()  # A after B is A again
     assert len(set(texts.values())) == 3
     return {text: name for name, text in texts.items()}

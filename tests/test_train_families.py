@@ -185,7 +185,23 @@ def test_a_multimodal_model_gets_adapters_on_its_language_model_only(tmp_path):
                           eoi_token_index=501, image_token_index=502)  # fmt: skip
     AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
     assert model_positions(load_model_config(str(tmp_path))) == 512  # from text_config
-    model = load_model(str(tmp_path), pick_precision("cpu"), LoraConfig(), True)
+    model = load_model(str(tmp_path), pick_precision("cpu"), LoraConfig(), True, seed=0)
     adapted = [n for n, _ in model.named_parameters() if "lora_A" in n]
     assert len(adapted) == 14 and all("language_model" in n for n in adapted)
     assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) >= 14
+
+
+def test_the_memory_plans_eager_list_is_what_the_trainer_picks():
+    """`analyze.memory.EAGER_ATTENTION` (the memory plan, without transformers) names exactly the architectures of
+    transformers' causal LMs that `attention_for` trains with eager attention."""
+    import transformers
+
+    from analyze.memory import EAGER_ATTENTION
+    from train.model import attention_for
+
+    configs = ["LlamaConfig", "MistralConfig", "Phi3Config", "Qwen2Config", "Qwen3Config", "Gemma2Config",
+               "Gemma3TextConfig", "Gemma3Config", "Cohere2Config", "GraniteConfig"]  # fmt: skip
+    eager = {
+        getattr(transformers, c).model_type for c in configs if attention_for(getattr(transformers, c)()) == "eager"
+    }
+    assert eager == EAGER_ATTENTION

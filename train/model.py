@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from analyze.errors import UserError
-from analyze.tokenizer import BUNDLED_MODELS, model_positions, text_config
+from analyze.load_errors import load_error
+from analyze.tokenizer import BUNDLED_MODELS, model_positions, text_config, tokenizer_name
 
 # A model's embedding matrix may be padded past its tokenizer (Qwen3: 151,669 tokens, 151,936 rows; Phi-3: 32,011
 # and 32,064); a tokenizer under 90% of the rows is another vocabulary.
@@ -80,7 +81,7 @@ def pick_precision(device: str) -> Precision:
     return Precision("cuda", "fp16 autocast, LoRA in fp32", torch.float16, True, False, "paged_adamw_8bit")
 
 
-SIZES_UNKNOWN = "lengthscan_sizes_unknown"  # set on a stand-in config whose sizes are Qwen3Config's defaults
+SIZES_UNKNOWN = "lengthscan_sizes_unknown"  # an extra key of a stand-in config whose sizes are only defaults
 
 
 def load_model_config(model: str):
@@ -91,30 +92,24 @@ def load_model_config(model: str):
     try:
         # the bundled models' config is known, so their check never waits for the network
         return AutoConfig.from_pretrained(model, local_files_only=model in BUNDLED_MODELS)
-    except Exception as e:  # OSError, hub errors, JSON errors: all mean "cannot load"
+    except Exception as e:  # OSError, hub errors, JSON errors: `load_error` tells them apart
         if model in BUNDLED_MODELS:
             return _bundled_config(model)
-        raise UserError(
-            f"cannot load model {model!r} ({_first_line(e)}); set `model` to a Hugging Face hub id or a local folder "
-            "with config.json (set HF_TOKEN for gated models)"
-        ) from None
+        raise load_error(e, "model", model) from None
 
 
 def _bundled_config(model: str):
-    """The shipped config.json of the default model; for the other bundled Qwen3 sizes, Qwen3's architecture and
-    special tokens with sizes marked unknown (`SIZES_UNKNOWN`: the memory plan says so instead of guessing)."""
-    from transformers import Qwen3Config
+    """The shipped config.json of the default model; for the other bundled Qwen3 sizes, what the family shares
+    (`analyze.memory.family_config`: architecture, positions, special tokens) with sizes marked unknown
+    (`SIZES_UNKNOWN`: the memory plan says so instead of guessing)."""
+    from transformers import AutoConfig
 
-    from analyze.memory import bundled_config
+    from analyze.memory import bundled_config, family_config
 
     shipped = bundled_config(model)
     if shipped is not None:
-        return Qwen3Config(**shipped)
-    config = Qwen3Config(
-        max_position_embeddings=40960, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645
-    )
-    setattr(config, SIZES_UNKNOWN, True)
-    return config
+        return AutoConfig.for_model(**shipped)
+    return AutoConfig.for_model(**family_config(model), **{SIZES_UNKNOWN: True})  # kept as an attribute
 
 
 def check_tokenizer_matches(model_config, tokenizer, model: str) -> None:
@@ -126,7 +121,7 @@ def check_tokenizer_matches(model_config, tokenizer, model: str) -> None:
     config = text_config(model_config)
     vocab, n = getattr(config, "vocab_size", None), len(tokenizer)
     base = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=False)
-    name = getattr(tokenizer, "name_for_report", "the tokenizer")
+    name = tokenizer_name(tokenizer)
     fix = f"leave `tokenizer` empty to use {model!r}'s own, or set `model` to the model {name!r} belongs to"
     if vocab is not None and base > vocab:
         raise UserError(
@@ -177,7 +172,7 @@ def check_same_vocabulary(tokenizer, own, model: str) -> None:
     mine, theirs = tokenizer.get_vocab(), own.get_vocab()
     moved = [t for t, i in theirs.items() if mine.get(t) != i]
     if moved:
-        name = getattr(tokenizer, "name_for_report", "the tokenizer")
+        name = tokenizer_name(tokenizer)
         example = moved[0]
         raise UserError(
             f"tokenizer {name!r} is not model {model!r}'s: {len(moved):,} of its {len(theirs):,} tokens have other "
@@ -217,7 +212,7 @@ def pad_id(tokenizer) -> int:
     return 0
 
 
-def load_model(model: str, precision: Precision, lora, gradient_checkpointing: bool, seed: int = 42):
+def load_model(model: str, precision: Precision, lora, gradient_checkpointing: bool, seed: int):
     """The 4-bit base with LoRA adapters, ready to train: base frozen, adapters fp32; the adapters' random start
     depends on `seed` alone (not on what ran before in this process)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -240,10 +235,8 @@ def load_model(model: str, precision: Precision, lora, gradient_checkpointing: b
         )
     except torch.cuda.OutOfMemoryError:
         raise
-    except Exception as e:
-        raise UserError(
-            f"cannot load model {model!r} ({_first_line(e)}); check the hub id or folder, disk space and HF_TOKEN"
-        ) from None
+    except Exception as e:  # missing, gated, offline, bitsandbytes or CUDA: each with its fix
+        raise load_error(e, "model", model) from None
     base.config.use_cache = False  # a KV cache would switch off packed-sequence isolation
     base = prepare_model_for_kbit_training(
         base,
@@ -266,7 +259,3 @@ def load_model(model: str, precision: Precision, lora, gradient_checkpointing: b
             p.data = p.data.float()  # fp32 masters: GradScaler unscales fp32 grads only
     return model_
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:200]

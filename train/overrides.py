@@ -19,24 +19,11 @@ from __future__ import annotations
 import copy
 import types
 import typing
-from dataclasses import fields, is_dataclass
 from typing import Any
 
-from analyze.config import Config, flatten, from_dict, nearest, to_dict
+from analyze.config import Config, config_keys, flatten, from_dict, nearest, to_dict
 from analyze.errors import UserError
-
-
-def config_keys(cls: type = Config, prefix: str = "") -> dict[str, Any]:
-    """Every settable dotted key of the config and its type hint."""
-    hints = typing.get_type_hints(cls)
-    keys: dict[str, Any] = {}
-    for f in fields(cls):
-        hint = hints[f.name]
-        if is_dataclass(hint):
-            keys.update(config_keys(hint, prefix + f.name + "."))
-        else:
-            keys[prefix + f.name] = hint
-    return keys
+from analyze.yaml_text import parse_yaml
 
 
 def parse_overrides(tokens: list[str]) -> list[tuple[str, str]]:
@@ -91,7 +78,7 @@ def describe(cfg: Config, prov: dict[str, str]) -> list[str]:
     width = max(len(k) for k in flat)
     lines = []
     for key, value in flat.items():
-        if key == "max_length_source":
+        if isinstance(value, dict):  # a record (the provenance of max_length), not a setting: shown where it is used
             continue
         shown = "null" if value is None else value
         lines.append(f"  {key:<{width}} = {shown}  ({prov.get(key, 'default')})")
@@ -108,11 +95,9 @@ def _set(data: dict, dotted: str, value: Any) -> None:
 
 
 def _parse_value(raw: str, hint: Any) -> Any:
-    from ruamel.yaml import YAML
-
     try:
-        value = YAML(typ="safe").load(raw)
-    except Exception:
+        value = parse_yaml(raw)
+    except Exception:  # not YAML (`--model a:b:c`): the text itself
         value = raw
     if value is None and raw.strip() not in ("null", "~", ""):
         value = raw
