@@ -152,6 +152,7 @@ def train_row(max_length: int, steps: int) -> dict:
 
     from analyze.memory import bundled_config
     from analyze.tokenizer import BUNDLED
+    from train.outputs import LOG_CSV
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = _random_model(bundled_config("Qwen/Qwen3-1.7B"), Path(tmp) / "model")
@@ -163,7 +164,7 @@ def train_row(max_length: int, steps: int) -> dict:
         env = dict(os.environ, LENGTHSCAN_EMULATE_T4="1", PYTHONPATH=str(ROOT))
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
         lines = done.stdout.splitlines()
-        log = out / "log.csv"
+        log = out / LOG_CSV
         logged = list(csv.DictReader(log.read_text().splitlines())) if log.exists() else []
     speeds = [float(r["tokens_per_second"]) for r in logged if r.get("tokens_per_second")]
     row = {
@@ -195,11 +196,11 @@ def _random_model(config: dict, folder: Path) -> Path:
 def _load(folder: Path):
     import torch
 
-    from analyze.config import LoraConfig
+    from analyze.config import Config, LoraConfig
     from train.model import Precision, load_model
 
     fp16 = Precision("cuda", "fp16 autocast, LoRA in fp32 (T4 path)", torch.float16, True, False, "paged_adamw_8bit")
-    return load_model(str(folder), fp16, LoraConfig(), True)
+    return load_model(str(folder), fp16, LoraConfig(), True, Config().optim.seed)
 
 
 def _measure(model, vocab: int, length: int, micro_batch: int, steps: int):

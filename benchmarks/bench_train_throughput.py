@@ -66,7 +66,7 @@ def main() -> None:
     stats = plan_stats(table, plan, args.micro_batch, 1, seed)
     with tempfile.TemporaryDirectory() as tmp:
         model = load_model(
-            str(build_tiny_model(load_model_config("Qwen/Qwen3-1.7B"), tok, Path(tmp))),
+            str(build_tiny_model(load_model_config("Qwen/Qwen3-1.7B"), tok, Path(tmp), seed)),
             pick_precision("cpu"),
             LoraConfig(),
             True,

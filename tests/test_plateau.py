@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from analyze.config import Config, PlateauConfig, from_dict, load_config
-from train.advice import start_warnings
-from train.plateau import judge
-from train.plateau_report import StepScale, write_plateau_report
+from train.plateau.advice import start_warnings
+from train.plateau.judge import judge
+from train.plateau.report import StepScale, write_plateau_report
 
 EVAL_EVERY, LOG_EVERY = 250, 10
 
@@ -121,7 +121,7 @@ def test_loss_plot_shades_the_window(tmp_path):
 
 
 def test_a_resumed_history_counts_each_step_once(tmp_path):
-    from train.plateau_watch import PlateauWatch, history
+    from train.plateau.watch import PlateauWatch, history
 
     logged = [{"step": 4, "loss": 3.0}, {"step": 4, "eval_loss": 3.2}, {"step": 4, "eval_loss": 3.2},
               {"step": 6, "loss": 2.9}, {"step": 6, "loss": 2.8}]  # fmt: skip
@@ -164,7 +164,7 @@ def test_a_resumed_run_with_its_advice_written_still_stops(tmp_path):
     from transformers import TrainerControl, TrainerState
 
     from analyze.config import with_values
-    from train.plateau_watch import PlateauWatch
+    from train.plateau.watch import PlateauWatch
 
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
     (tmp_path / "plateau.json").write_text('{"verdict": "plateau"}')

@@ -36,3 +36,12 @@ def test_readme_shows_the_current_default_config():
     text = (REPO / "README.md").read_text()
     block = text.split("## The config", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     assert block == default_yaml()
+
+
+def test_the_docs_list_every_gpu_of_the_memory_plan_with_its_memory():
+    """docs/train.md restates the GPU table for readers; it must say what `analyze.memory.GPUS` says."""
+    from analyze.memory import GPUS
+
+    text = " ".join((REPO / "docs" / "train.md").read_text().split())  # lines joined: a pair may wrap
+    missing = [f"{name} {gib:.2f}" for name, gib in GPUS.items() if f"{name} {gib:.2f}" not in text]
+    assert not missing, f"docs/train.md lacks {missing}"

@@ -47,9 +47,9 @@ def test_no_cuda_says_how_to_run_on_cpu(capsys):
 def test_model_that_cannot_be_loaded(tmp_path, capsys):
     err = _error(capsys, ["--data.train", str(SAMPLE), "--device", "cpu", "--tokenizer", "bundled:qwen3",
                           "--model", str(tmp_path / "no-model")])  # fmt: skip
-    assert "cannot load model" in err and "no-model" in err
+    assert "model folder" in err and "no-model' does not exist" in err and "set `model`" in err
     err = _error(capsys, ["--data.train", str(SAMPLE), "--device", "cpu", "--model", str(tmp_path / "no-model")])
-    assert "cannot load model" in err  # its config is read first: it is small, and says what the model is
+    assert "no-model' does not exist" in err  # its config is read first: it is small, and says what the model is
 
 
 def test_max_length_above_the_model_limit(write_jsonl, capsys, tmp_path):

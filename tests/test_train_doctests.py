@@ -5,8 +5,9 @@ import importlib
 
 import pytest
 
-MODULES = ["train.schedule", "train.launch", "train.advice", "train.plateau", "train.plateau_report",
-           "train.plateau_watch", "train.rows", "train.collate", "train.loss", "train.overrides"]  # fmt: skip
+MODULES = ["train.schedule", "train.launch", "train.outputs", "train.plateau.advice", "train.plateau.judge",
+           "train.plateau.report", "train.plateau.watch", "train.rows", "train.collate", "train.loss",
+           "train.overrides"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from analyze.config import PlateauConfig
-from train.plateau import judge
+from train.plateau.judge import judge
 
 
 def curve(steps, fn, noise=0.0, seed=0):

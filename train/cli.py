@@ -12,13 +12,14 @@ from pathlib import Path
 from analyze import __version__
 from analyze.config import DEFAULT_CONFIG_NAME
 from analyze.errors import UserError, run_command
+from train.outputs import FIGURE, LOG_CSV
 
 # Short flags for the config keys users change most; every other key is --section.key VALUE.
 ALIASES = {"device": "run.device", "output_dir": "run.output_dir", "max_steps": "run.max_steps"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from train.overrides import config_keys
+    from analyze.config import config_keys
 
     keys = ", ".join(config_keys())
     p = argparse.ArgumentParser(
@@ -74,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 def plot_command(argv: list[str]) -> int:
     """`train plot RUN_DIR [--out FILE.png]`: the loss curves of a finished (or running) run."""
     p = argparse.ArgumentParser(prog="train plot", description="Draw train and eval loss of a run, plateau shaded.")
-    p.add_argument("run_dir", help="the run's output folder (run.output_dir), holding log.csv")
-    p.add_argument("--out", metavar="FILE.png", help="where to write the figure (default RUN_DIR/loss_curve.png)")
+    p.add_argument("run_dir", help=f"the run's output folder (run.output_dir), holding {LOG_CSV}")
+    p.add_argument("--out", metavar="FILE.png", help=f"where to write the figure (default RUN_DIR/{FIGURE})")
     args = p.parse_args(argv)
     from train.loss_plot import plot_run
 
@@ -89,10 +90,10 @@ def watch_command(argv: list[str]) -> int:
         prog="train watch",
         description="Judge a run by the tuning guide: a train output folder, or any Trainer trainer_state.json.",
     )
-    p.add_argument("path", help="a `train` output folder (log.csv), a trainer_state.json, or a folder holding one")
+    p.add_argument("path", help=f"a `train` output folder ({LOG_CSV}), a trainer_state.json, or a folder holding one")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     args = p.parse_args(argv)
-    from train.replay import load_log, watch_report
+    from train.plateau.replay import load_log, watch_report
 
     doc = watch_report(load_log(args.path))
     if args.json:
@@ -113,7 +114,8 @@ def watch_command(argv: list[str]) -> int:
 def run_from_args(argv: list[str] | None = None):
     """Parse, resolve the config, print it, run; returns the `RunResult` (tests inspect the trained model)."""
     argv = sys.argv[1:] if argv is None else argv
-    from analyze.config import read_yaml, rebase_paths
+    from analyze.config import config_path, rebase_paths
+    from analyze.yaml_text import read_yaml
     from train.overrides import parse_overrides, resolve
 
     args, rest = build_parser().parse_known_args(argv)
@@ -122,19 +124,11 @@ def run_from_args(argv: list[str] | None = None):
     global _say_stream
     _say_stream = sys.stderr if args.json else sys.stdout  # stdout holds only the JSON document
     _quiet_libraries()
-    config_path = (
-        Path(args.config)
-        if args.config
-        else (Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None)
-    )
-    if config_path is not None and not config_path.is_file():
-        raise UserError(
-            f"{config_path}: config not found; create one with `lengthscan DATA --write-config {config_path}`"
-        )
+    cfg_file = config_path(args.config)
     # paths in a config file are relative to its folder; on the command line, to the current one
-    file_values = rebase_paths(read_yaml(config_path), config_path.parent) if config_path else {}
+    file_values = rebase_paths(read_yaml(cfg_file), cfg_file.parent) if cfg_file else {}
     overrides = [(ALIASES.get(k, k), v) for k, v in parse_overrides(rest)]
-    label = str(config_path) if config_path else "default"
+    label = str(cfg_file) if cfg_file else "default"
     cfg, prov = resolve(file_values, label, overrides)
     if args.smoke:
         cfg, prov = resolve(file_values, label, overrides, _smoke_values(cfg, {k for k, _ in overrides}))
@@ -151,7 +145,7 @@ def run_from_args(argv: list[str] | None = None):
     for line in describe(cfg, prov):
         _say(line)
     return run(
-        cfg, prov, config_path, smoke=args.smoke, auto_maxlen=args.auto_maxlen, resume=args.resume,
+        cfg, prov, cfg_file, smoke=args.smoke, auto_maxlen=args.auto_maxlen, resume=args.resume,
         dry_run=args.dry_run, say=_say, argv=argv,
     )  # fmt: skip
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from analyze.atomic import replacing
 from analyze.errors import UserError
+from train.outputs import FIGURE, LOG_CSV, REPORT
 
-FIGURE = "loss_curve.png"
 SIZE, DPI = (9, 5), 100
 
 
@@ -34,9 +34,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     from matplotlib.figure import Figure
 
     run_dir = Path(run_dir)
-    log = run_dir / "log.csv"
+    log = run_dir / LOG_CSV
     if not log.is_file():
-        raise UserError(f"{run_dir}: no log.csv here; pass the output folder of a `train` run")
+        raise UserError(f"{run_dir}: no {LOG_CSV} here; pass the output folder of a `train` run")
     train, evals, _ = read_log(log)
     if not train and not evals:
         raise UserError(f"{log}: no loss logged yet; plot again after the first logging step")
@@ -65,8 +65,6 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def _verdict(run_dir: Path) -> dict | None:
-    from train.plateau_report import REPORT
-
     path = run_dir / REPORT
     if not path.is_file():
         return None

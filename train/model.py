@@ -258,4 +258,3 @@ def load_model(model: str, precision: Precision, lora, gradient_checkpointing: b
         if p.requires_grad:
             p.data = p.data.float()  # fp32 masters: GradScaler unscales fp32 grads only
     return model_
-

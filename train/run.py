@@ -15,10 +15,18 @@ from analyze import __version__
 from analyze.config import Config
 from analyze.errors import RunStopped, UserError
 from train.data import TrainData
-from train.loss_plot import FIGURE
-from train.plateau_report import NEXT_CONFIG, REPORT, REPORT_MD, VERDICTS_LOG
+from train.outputs import (
+    ADAPTER_DIR,
+    FIGURE,
+    LOG_CSV,
+    RESOLVED_CONFIG,
+    RUN_LOGS,
+    SMOKE_MARKER,
+    SMOKE_MODEL_DIR,
+    SMOKE_OUTPUTS,
+    TENSORBOARD,
+)
 from train.ranks import decided_by_main, world_size
-from train.smoke import SMOKE_MODEL_DIR
 
 SMOKE_MAX_LENGTH = 256  # rows are capped for the CPU: the logits of a 150k vocabulary dominate the cost
 SMOKE_EVAL_ROWS = 8
@@ -35,14 +43,6 @@ SMOKE = {
     "schedule.warmup": 0,
     "optim.lr_scheduler": "constant",
 }
-ADAPTER_DIR = "adapter"
-LOG_CSV = "log.csv"
-RESOLVED_CONFIG = "config.yaml"
-SMOKE_MARKER = ".lengthscan-smoke"  # in a smoke run's folder: it may be replaced by the next smoke run
-# a run's logs and reports: a fresh run in a folder without checkpoints starts them anew (appending would mix runs)
-RUN_LOGS = {LOG_CSV, FIGURE, REPORT, REPORT_MD, NEXT_CONFIG, VERDICTS_LOG}
-# everything a smoke run writes into its folder, besides checkpoint-*: what the next smoke run removes
-SMOKE_OUTPUTS = RUN_LOGS | {SMOKE_MARKER, SMOKE_MODEL_DIR, ADAPTER_DIR, RESOLVED_CONFIG, "tensorboard"}
 
 
 @dataclass
@@ -289,7 +289,7 @@ def make_trainer(
     if int(os.environ.get("RANK", 0)) == 0:
         from torch.utils.tensorboard import SummaryWriter
 
-        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(out / "tensorboard"))))
+        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(out / TENSORBOARD))))
     return PackedTrainer(
         model=model,
         args=args,
@@ -389,10 +389,10 @@ def _plateau_watch(
     budget: float | None = None,
 ):
     """The guide's start-up checks, and the callback that watches for plateaus with this run's own numbers."""
-    from train.advice import start_warnings
     from train.data import analysis_at
-    from train.plateau_report import StepScale
-    from train.plateau_watch import PlateauWatch
+    from train.plateau.advice import start_warnings
+    from train.plateau.report import StepScale
+    from train.plateau.watch import PlateauWatch
 
     rows = data.train
     for warning in start_warnings(cfg, rows.conversations / max(len(rows), 1), world):
@@ -410,7 +410,7 @@ def _plot_losses(out: Path, say) -> None:
 
         say(f"loss curves: {plot_run(out)}")
     except ImportError:
-        say("loss curves: install matplotlib (pip install 'lengthscan[plot]') for loss_curve.png")
+        say(f"loss curves: install matplotlib (pip install 'lengthscan[plot]') for {FIGURE}")
 
 
 def _auto_maxlen(
@@ -418,7 +418,7 @@ def _auto_maxlen(
 ):
     from dataclasses import replace
 
-    from analyze.config import DEFAULT_CONFIG_NAME, with_values
+    from analyze.config import config_target, with_values
     from train.data import analysis_at, write_back
 
     analysis = analysis_at(cfg, tokenized, model_config, budget, memory=not smoke)
@@ -426,7 +426,7 @@ def _auto_maxlen(
     at = analysis.candidates and next((c for c in analysis.candidates if c.max_length == value), None)
     detail = f"; packed waste {at.padding_waste_packed:.1%}, truncated {at.truncation_rate:.1%}" if at else ""
     say(f"auto-maxlen: max_length {cfg.max_length} -> {value} ({analysis.suggestion.reason}{detail})")
-    target = Path(config_path) if config_path else Path(DEFAULT_CONFIG_NAME)
+    target = config_target(config_path)
     if dry_run:
         say(f"auto-maxlen: dry run, {target} left as it is")
     else:
@@ -448,33 +448,13 @@ def _auto_maxlen(
 
 def save_resolved(cfg: Config, prov: dict[str, str], path: Path) -> None:
     """The config as run, as loadable YAML, each value commented with where it came from; paths relative to it."""
-    import io
-
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-
     from analyze.atomic import atomic_write
-    from analyze.config import to_file_dict
+    from analyze.config import is_section, to_file_dict
+    from analyze.yaml_text import commented, dump
 
-    def build(d: dict, prefix: str) -> CommentedMap:
-        m = CommentedMap()
-        for k, v in d.items():
-            if isinstance(v, dict) and k != "max_length_source":
-                m[k] = build(v, f"{prefix}{k}.")
-            else:
-                m[k] = v
-                if f"{prefix}{k}" in prov:
-                    m.yaml_add_eol_comment(prov[f"{prefix}{k}"], k)
-        return m
-
-    doc = build(to_file_dict(cfg, path.parent), "")  # paths relative to the file, as config files are read
-    doc.yaml_set_start_comment(f"resolved by train {__version__}: the config this run used")
-    yaml = YAML()
-    yaml.width = 4096
-    buf = io.StringIO()
-    yaml.dump(doc, buf)
+    doc = commented(to_file_dict(cfg, path.parent), prov.get, is_section)  # paths relative to the file, as read
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, dump(doc, f"resolved by train {__version__}: the config this run used"))
 
 
 def _non_finite_message(cfg: Config, e, out: Path, precision) -> str:

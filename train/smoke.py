@@ -21,7 +21,6 @@ TINY = {
     "num_key_value_heads": 2,
     "head_dim": 16,
 }
-SMOKE_MODEL_DIR = "smoke-model"  # inside the smoke run's folder; also what marks a folder as a smoke run's
 
 
 def tiny_config(model_config, tokenizer):
@@ -59,7 +58,7 @@ def _rope_lists(values: dict) -> bool:
     return isinstance(rope, dict) and any(isinstance(v, list) for v in rope.values())
 
 
-def build_tiny_model(model_config, tokenizer, folder: Path, seed: int = 0) -> Path:
+def build_tiny_model(model_config, tokenizer, folder: Path, seed: int) -> Path:
     """Save a randomly initialised tiny model (fp32 safetensors) into `folder` and return it."""
     import torch
     from transformers import AutoModelForCausalLM

@@ -1,4 +1,4 @@
-"""The tuning guide's question — is this loss plateau real, and which lever do I pull? — answered from a run's log.
+"""The tuning guide's question — is this loss plateau real? — answered from a run's log: one verdict, with evidence.
 
 The guide (../shared/seed/training-tuning-guide.md, "When to Worry"):
   - eval loss flat across 2+ eval checkpoints (1000+ steps);

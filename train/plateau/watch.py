@@ -1,9 +1,9 @@
 """The plateau watch as a Trainer callback: at every evaluation, judge the history and act on the config.
 
-The verdict comes from `train.plateau.judge` on the same history `train watch` replays from log.csv, so the live
-verdicts and the offline ones are the same; each is appended to watch.jsonl. The advice (plateau.json, plateau.md,
-next_config.yaml) is written when a verdict asks the user to act and rewritten when that verdict changes;
-`plateau.action: stop` stops the run when the same such verdict holds at two evaluations in a row.
+The verdict comes from `train.plateau.judge.judge` on the same history `train watch` replays from log.csv, so the
+live verdicts and the offline ones are the same; each is appended to watch.jsonl. The advice (`train.plateau.report`:
+plateau.json, plateau.md, next_config.yaml) is written when a verdict asks the user to act and rewritten when that
+verdict changes; `plateau.action: stop` stops the run when the same such verdict holds at two evaluations in a row.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from analyze.config import Config
-from train.plateau import Verdict, judge
-from train.plateau_report import NEXT_CONFIG, REPORT, VERDICTS_LOG, StepScale, summary_lines, write_plateau_report
+from train.outputs import NEXT_CONFIG, REPORT, REPORT_MD, VERDICTS_LOG
+from train.plateau.judge import Verdict, judge
+from train.plateau.report import StepScale, summary_lines, write_plateau_report
 from train.ranks import from_main
 
 STOPS_ON = ("plateau", "overfitting", "unstable")
@@ -84,7 +85,7 @@ class PlateauWatch(TrainerCallback):
             )  # fmt: skip
             first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
             where = f"{first} → {self.out_dir / NEXT_CONFIG}" if first else options[0].why
-            self.say(f"plateau watch: {options[0].title.lower()}: {where} (all advice: plateau.md)")
+            self.say(f"plateau watch: {options[0].title.lower()}: {where} (all advice: {REPORT_MD})")
         self.reported = verdict.kind
         if self.cfg.plateau.action == "stop" and verdict.kind in STOPS_ON and previous == verdict.kind:
             self.say(f"plateau watch: stopping ({verdict.kind} at two evaluations in a row, plateau.action: stop)")

@@ -1,5 +1,5 @@
 """`train watch PATH`: the plateau watch on any run's log, after the fact — replaying every evaluation exactly as
-the live watch judged it (the same `train.plateau.judge` on the history up to that evaluation).
+the live watch judged it (the same `train.plateau.judge.judge` on the history up to that evaluation).
 
 PATH is a `train` output folder (log.csv, with the config and window the run used), or any Hugging Face Trainer
 `trainer_state.json` — TRL, axolotl, unsloth and LLaMA-Factory write one into each checkpoint folder — or a folder
@@ -16,11 +16,11 @@ from pathlib import Path
 
 from analyze.config import Config, load_config
 from analyze.errors import UserError
-from train.advice import advice_for
 from train.loss_plot import read_log
-from train.plateau import Verdict, judge
-from train.plateau_report import VERDICTS_LOG
-from train.plateau_watch import history
+from train.outputs import LOG_CSV, RESOLVED_CONFIG, VERDICTS_LOG
+from train.plateau.advice import advice_for
+from train.plateau.judge import Verdict, judge
+from train.plateau.watch import history
 
 Points = list[tuple[int, float]]
 
@@ -69,7 +69,7 @@ def watch_report(log: RunLog) -> dict:
 def load_log(path: str | Path) -> RunLog:
     """A run's history from a `train` output folder or a Trainer trainer_state.json (or a folder with one)."""
     path = Path(path)
-    if path.is_dir() and (path / "log.csv").is_file():
+    if path.is_dir() and (path / LOG_CSV).is_file():
         return _from_train_folder(path)
     state = path if path.is_file() else _newest_state(path)
     try:
@@ -77,15 +77,15 @@ def load_log(path: str | Path) -> RunLog:
         train, evals, lrs = history(doc["log_history"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{state}: not a readable trainer_state.json ({type(e).__name__}: {e}); pass a run folder "
-                        "with log.csv or a Trainer trainer_state.json") from None  # fmt: skip
+                        f"with {LOG_CSV} or a Trainer trainer_state.json") from None  # fmt: skip
     cfg = Config()
     total = doc.get("max_steps") or (evals[-1][0] if evals else None)
     return RunLog(str(state), train, evals, lrs, _foreign_window(cfg, total, doc.get("eval_steps")), cfg, total)
 
 
 def _from_train_folder(folder: Path) -> RunLog:
-    cfg = load_config(folder / "config.yaml") if (folder / "config.yaml").is_file() else Config()
-    train, evals, lrs = read_log(folder / "log.csv")
+    cfg = load_config(folder / RESOLVED_CONFIG) if (folder / RESOLVED_CONFIG).is_file() else Config()
+    train, evals, lrs = read_log(folder / LOG_CSV)
     window = None
     if (folder / VERDICTS_LOG).is_file():  # the window the live watch used
         lines = [json.loads(x) for x in (folder / VERDICTS_LOG).read_text().splitlines() if x.strip()]
@@ -93,7 +93,7 @@ def _from_train_folder(folder: Path) -> RunLog:
     total = max([s for s, _ in train + evals], default=None)
     if window is None:
         window = _foreign_window(cfg, total, None)
-    return RunLog(str(folder / "log.csv"), train, evals, lrs, window, cfg, total)
+    return RunLog(str(folder / LOG_CSV), train, evals, lrs, window, cfg, total)
 
 
 def _newest_state(folder: Path) -> Path:
@@ -101,7 +101,7 @@ def _newest_state(folder: Path) -> Path:
         return folder / "trainer_state.json"
     found = sorted(folder.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
     if not found:
-        raise UserError(f"{folder}: no log.csv and no trainer_state.json here; pass a run folder or the json file")
+        raise UserError(f"{folder}: no {LOG_CSV} and no trainer_state.json here; pass a run folder or the json file")
     return found[-1]
 
 

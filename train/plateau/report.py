@@ -9,8 +9,9 @@ from pathlib import Path
 from analyze.atomic import atomic_write
 from analyze.config import Config, default_yaml, flatten, to_file_dict
 from analyze.config_write import set_values
-from train.advice import Lever, advice_for
-from train.plateau import LOSS_FLOOR, Verdict
+from train.outputs import NEXT_CONFIG, REPORT, REPORT_MD
+from train.plateau.advice import Lever, advice_for
+from train.plateau.judge import LOSS_FLOOR, Verdict
 
 
 @dataclass
@@ -28,13 +29,6 @@ class StepScale:
         StepScale(conversations=48.0, tokens=8000.0)
         """
         return cls(trained_records / rows * rows_per_step, real_tokens / rows * rows_per_step)
-
-
-# the watch's files in a run's folder
-REPORT = "plateau.json"
-REPORT_MD = "plateau.md"
-NEXT_CONFIG = "next_config.yaml"
-VERDICTS_LOG = "watch.jsonl"  # one line per evaluation: step, verdict, window (what `train watch` replays)
 
 
 def resolved_config_text(cfg: Config, folder: Path, base_text: str | None = None) -> str:
@@ -115,8 +109,8 @@ def _markdown(doc: dict, options: list[Lever]) -> str:
         lines.append(f"{lv.number}. **{lv.title}** (impact: {lv.impact}) — {change}. {lv.why}.")
     first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
     if first:
-        lines += ["", "## Next run", "", f"`next_config.yaml` is this run's config with lever 1 applied ({first}):",
-                  "", "```bash", "train --config next_config.yaml", "```"]  # fmt: skip
+        lines += ["", "## Next run", "", f"`{NEXT_CONFIG}` is this run's config with lever 1 applied ({first}):",
+                  "", "```bash", f"train --config {NEXT_CONFIG}", "```"]  # fmt: skip
     lines += [
         "",
         "What NOT to do (the guide): don't increase epochs past 3 without evidence; don't reduce the batch below 8; "
