@@ -3,7 +3,8 @@
 The pipeline, one module a step: `sources` → `reader` → `formats` → `render` → `pipeline` (→ `lengths.LengthTable`,
 stored by `cache`) → `split` → `overlong` → `packing` → `plan` → `stats` / `suggest` / `memory` → `analysis` →
 `report` / `plot` / `config_write`. Around it: `config` (the typed YAML schema both commands read), `yaml_text` (YAML
-in and out), `tokenizer` (loading it, and facts read from its files), `sample` (`--sample`), `errors` and
+in and out), `tokenizer` (which one, loading it, its files), `model_files` (what a model's
+config.json says, read without loading it), `sample` (`--sample`), `errors` and
 `load_errors` (one-line errors with their fix), `atomic` (files written whole), `cli` (the `lengthscan` command).
 `train` imports these; nothing here imports torch.
 """

@@ -12,13 +12,14 @@ import numpy as np
 from analyze.config import Config, SuggestConfig, with_values
 from analyze.formats import Options, load_tools
 from analyze.memory import Fit, MemoryModel, memory_model
+from analyze.model_files import model_limit
 from analyze.pipeline import Tokenized, cached, tokenize_files
 from analyze.plan import make_plan
 from analyze.reader import check_paths
 from analyze.split import eval_mask
 from analyze.stats import LengthStats, PlanStats, candidate_lengths, candidates, length_stats, plan_stats
 from analyze.suggest import Suggestion, suggest
-from analyze.tokenizer import files_fingerprint, load_tokenizer, measured_model, model_limit, resolve_tokenizer_name
+from analyze.tokenizer import files_fingerprint, load_tokenizer, measured_model, resolve_tokenizer_name
 
 
 @dataclass

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from analyze.errors import UserError
-from analyze.formats import FORMATS
+from analyze.formats import AUTO, FORMATS
 from analyze.memory import GPUS, gpu_budget
-from analyze.sources import is_hub_id
+from analyze.sources import DEFAULT_SPLIT, is_hub_id
 from analyze.yaml_text import commented, dump, read_yaml
 
 DEFAULT_CONFIG_NAME = "lengthscan.yaml"
+SMOKE_DIR_SUFFIX = "-smoke"  # `train --smoke` writes into run.output_dir + this: never the real run's folder
 OVERLONG_POLICIES = ("cut_turns", "truncate", "drop")
 SUGGEST_POLICIES = ("coverage", "supervised")
 RUN_DEVICES = ("auto", "cuda", "cpu")
@@ -52,11 +53,11 @@ class DataConfig:
         "training data: files (.jsonl, .ndjson, .json, optionally .gz or .zst; .parquet, .arrow), folders, globs, or "
         "Hugging Face dataset ids; lengthscan uses them when given none",
     )
-    split: str = _f("train", "the split read from a Hugging Face dataset (a hub id or a dataset repository folder)")
-    subset: str | None = _f(None, "the subset (configuration) of a Hugging Face dataset, if it has several")
-    format: str = _f(
-        "auto", "record format: auto, messages, sharegpt, alpaca, prompt_completion or text", choices=FORMATS
+    split: str = _f(
+        DEFAULT_SPLIT, "the split read from a Hugging Face dataset (a hub id or a dataset repository folder)"
     )
+    subset: str | None = _f(None, "the subset (configuration) of a Hugging Face dataset, if it has several")
+    format: str = _f(AUTO, f"record format: {', '.join(FORMATS[:-1])} or {FORMATS[-1]}", choices=FORMATS)
     eval: list[str] = _f([], "train: held-out eval files; empty = hold out eval_fraction of the conversations")
     eval_fraction: float = _f(
         0.05,
@@ -110,7 +111,8 @@ class OptimConfig:
 class RunConfig:
     output_dir: str = _f(
         "runs/lengthscan",
-        "train: folder for checkpoints, logs, the adapter and the resolved config (--smoke uses this name + '-smoke')",
+        "train: folder for checkpoints, logs, the adapter and the resolved config (--smoke uses this name + "
+        f"'{SMOKE_DIR_SUFFIX}')",
     )
     device: str = _f(
         "auto", "train: auto (CUDA when present), cuda, or cpu (slow; for checks, not real runs)", choices=RUN_DEVICES

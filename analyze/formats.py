@@ -48,7 +48,8 @@ from typing import Any
 
 from analyze.errors import SkipRecord
 
-FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
+AUTO = "auto"  # detect each record's format from its keys
+FORMATS = (AUTO, "messages", "sharegpt", "alpaca", "prompt_completion", "text")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Options:
     """How records become examples, besides their format: tool schemas for records without their own (as JSON),
     and whether refused roles are fixed (`fix_roles`). Part of the cache key."""
 
-    fmt: str = "auto"
+    fmt: str = AUTO
     tools_json: str | None = None
     fix_roles: bool = False
 
@@ -191,7 +192,7 @@ def detect_format(record: Any) -> str:
     )
 
 
-def to_example(record: Any, fmt: str = "auto", default_tools: list[dict] | None = None) -> Example:
+def to_example(record: Any, fmt: str = AUTO, default_tools: list[dict] | None = None) -> Example:
     """Turn one parsed JSON record into a `Conversation` or `Text`, or raise `SkipRecord`. `default_tools`: the
     schemas for a record without its own `tools` (`data.tools`)."""
     if fmt == "auto":

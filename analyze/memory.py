@@ -9,11 +9,12 @@ one layer recomputed in backward, or the loss. Bytes per element follow the fp16
 coefficients are counted from the tensors each op keeps for backward (see `_layer_bytes_per_token`); the
 predicted-against-measured error on a GPU is in docs/benchmarks.md.
 
+>>> from analyze.model_files import bundled_config
 >>> qwen = model_shape(bundled_config("Qwen/Qwen3-1.7B"))
 >>> qwen.vocab, qwen.layers, qwen.tied
 (151936, 28, True)
->>> full = plan_memory(qwen, 2048, 4, Settings(loss="full"))
->>> chunked = plan_memory(qwen, 2048, 4, Settings())
+>>> full = plan_memory(qwen, 2048, 4, Settings.from_config(loss="full"))
+>>> chunked = plan_memory(qwen, 2048, 4, Settings.from_config())
 >>> round(full.peak_gib, 1), round(chunked.peak_gib, 1)   # GiB; the full logits of 4 × 2048 tokens alone: 16.8
 (21.3, 9.5)
 >>> full.fits(gpu_budget("T4")), chunked.fits(gpu_budget("T4"))
@@ -22,13 +23,12 @@ predicted-against-measured error on a GPU is in docs/benchmarks.md.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+
+from analyze.model_files import read_model_config
 
 GIB = 2**30
-BUNDLED_CONFIGS = Path(__file__).parent / "bundled" / "configs"  # config.json of the default model, for offline use
 # Logits the chunked loss makes at a time (train.loss): ~300 MB of fp16 and fp32 copies with their gradients.
 LOSS_CHUNK_LOGITS = 2**24
 MARGIN = 0.05  # a plan fits when its peak is at most (1 - MARGIN) of the GPU: fragmentation and what is not counted
@@ -50,7 +50,8 @@ GPUS = {
 }
 GPU_ALIASES = {"A100": "A100-40GB", "A100-40": "A100-40GB", "A100-80": "A100-80GB", "H100-80GB": "H100"}
 CONTEXT_GIB = 0.6  # the CUDA context, cuBLAS workspaces and allocator slack: outside the tensors counted below
-OPTIMIZER_BYTES = {"paged_adamw_8bit": 2, "adamw_torch": 8}  # optimizer state per trainable parameter
+GPU_OPTIMIZER, CPU_OPTIMIZER = "paged_adamw_8bit", "adamw_torch"  # the transformers `optim` train uses on each
+OPTIMIZER_BYTES = {GPU_OPTIMIZER: 2, CPU_OPTIMIZER: 8}  # optimizer state per trainable parameter
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4 bits, a double-quantised 8-bit absmax per 64, fp32 per 256 of those
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # fused projections (Phi-3) named as their parts
@@ -171,87 +172,32 @@ def chunk_tokens(vocab: int) -> int:
     return max(16, LOSS_CHUNK_LOGITS // vocab)
 
 
-def bundled_config(model: str) -> dict | None:
-    """The shipped config.json of a model (the default, Qwen/Qwen3-1.7B), or None."""
-    path = BUNDLED_CONFIGS / f"{model.rsplit('/', 1)[-1]}.json"
-    return json.loads(path.read_text()) if "/" in model and path.is_file() else None
-
-
-# The shipped config that speaks for each bundled tokenizer's model family (`analyze.tokenizer.BUNDLED_MODELS`),
-# and the keys all sizes of the family share with it: what is known offline of the sizes not shipped.
-FAMILY_CONFIGS = {"qwen3": "Qwen/Qwen3-1.7B"}
-FAMILY_KEYS = ("model_type", "max_position_embeddings", "bos_token_id", "eos_token_id", "vocab_size")
-
-
-def family_config(model: str) -> dict | None:
-    """What a bundled model's family shares (`FAMILY_KEYS`), from the family's shipped config; None for other
-    models. Its sizes are unknown unless the model's own config is shipped (`bundled_config`).
-
-    >>> family_config("Qwen/Qwen3-8B")["max_position_embeddings"], family_config("org/other")
-    (40960, None)
-    """
-    from analyze.tokenizer import BUNDLED_MODELS
-
-    family = BUNDLED_MODELS.get(model)
-    shipped = bundled_config(FAMILY_CONFIGS[family]) if family in FAMILY_CONFIGS else None
-    return {k: shipped[k] for k in FAMILY_KEYS if k in shipped} if shipped else None
-
-
-def read_model_config(model: str) -> tuple[dict | None, str]:
-    """A model's config.json without the network: a local folder, the Hugging Face cache, or the bundled copy.
-
-    Returns (config, where it came from) or (None, why it is unknown).
-    """
-    folder = Path(model).expanduser()
-    if folder.is_dir():
-        path = folder / "config.json"
-        if not path.is_file():
-            return None, f"{folder} has no config.json"
-        return read_json(path), str(path)
-    bundled = bundled_config(model)
-    if bundled is not None:
-        return bundled, f"{model} config (bundled)"
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model, "config.json")
-    except Exception:  # not a valid repo id, or no huggingface_hub: unknown either way
-        cached = None
-    if isinstance(cached, str):
-        return read_json(Path(cached)), f"{model} config (Hugging Face cache)"
-    return None, f"{model}'s config.json is not in the local Hugging Face cache (it is once train has run)"
-
-
-def read_json(path: Path) -> dict | None:
-    """A JSON object from a file, or None when it cannot be read or is not an object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 @dataclass(frozen=True)
 class Settings:
-    """What besides the shape and the batch decides the peak."""
+    """What besides the shape and the batch decides the peak: from a config (`from_config`), never restated here."""
 
-    lora_r: int = 16
-    lora_targets: str | tuple[str, ...] = "all-linear"
-    lora_dropout: bool = True
-    gradient_checkpointing: bool = True
-    optimizer: str = "paged_adamw_8bit"
+    lora_r: int
+    lora_targets: str | tuple[str, ...]
+    lora_dropout: bool
+    gradient_checkpointing: bool
+    optimizer: str = GPU_OPTIMIZER
     loss: str = "chunked"  # or "full": the (tokens × vocabulary) logits at once
 
     @classmethod
-    def from_config(cls, cfg, loss: str = "chunked") -> Settings:
+    def from_config(cls, cfg=None, **changes) -> Settings:
+        """The settings of `cfg` (default: the default config), with `changes` (e.g. `loss="full"`)."""
+        if cfg is None:
+            from analyze.config import Config
+
+            cfg = Config()
         targets = cfg.lora.target_modules
-        return cls(
+        settings = cls(
             lora_r=cfg.lora.r,
             lora_targets=targets if isinstance(targets, str) else tuple(targets),
             lora_dropout=cfg.lora.dropout > 0,
             gradient_checkpointing=cfg.run.gradient_checkpointing,
-            loss=loss,
         )
+        return replace(settings, **changes)
 
 
 @dataclass(frozen=True)
@@ -281,8 +227,10 @@ class MemoryPlan:
         return ", ".join(f"{k} {v:.1f}" for k, v in top if v >= 0.05)
 
 
-def plan_memory(shape: ModelShape, max_length: int, micro_batch: int, s: Settings = Settings()) -> MemoryPlan:
-    """Predicted peak GiB of one training step at `micro_batch` rows of `max_length` tokens."""
+def plan_memory(shape: ModelShape, max_length: int, micro_batch: int, s: Settings | None = None) -> MemoryPlan:
+    """Predicted peak GiB of one training step at `micro_batch` rows of `max_length` tokens (`s`: the default
+    config's settings unless given)."""
+    s = s or Settings.from_config()
     tokens = max_length * micro_batch
     linear = sum(i * o for i, o in shape.linear_shapes.values()) * shape.layers + shape.other_linear
     targets = _targets(s.lora_targets)
@@ -365,17 +313,23 @@ def fit(
     micro_batch: int,
     grad_accum: int,
     budget_gib: float,
-    s: Settings = Settings(),
-    round_to: int = 64,
+    s: Settings | None = None,
+    round_to: int | None = None,
 ) -> Fit:
     """The config's batch if `max_length` fits; else a smaller micro-batch with more accumulation (the same
-    effective batch); else, at micro-batch 1, the longest multiple of `round_to` that fits.
+    effective batch); else, at micro-batch 1, the longest multiple of `round_to` that fits. `s` and `round_to`:
+    the default config's unless given.
 
+    >>> from analyze.model_files import bundled_config
     >>> qwen = model_shape(bundled_config("Qwen/Qwen3-1.7B"))
     >>> f = fit(qwen, 2048, 4, 4, 6.0)
     >>> (f.max_length, f.micro_batch_size, f.grad_accum_steps), f.change.split(":")[0]
     ((2048, 1, 16), 'micro_batch_size 4 -> 1, grad_accum_steps 4 -> 16')
     """
+    if s is None or round_to is None:
+        from analyze.config import Config
+
+        s, round_to = s or Settings.from_config(), round_to or Config().suggest.round_to
     here = plan_memory(shape, max_length, micro_batch, s)
     if here.fits(budget_gib):
         return Fit(max_length, micro_batch, grad_accum, here)
@@ -421,12 +375,12 @@ class MemoryModel:
     source: str
     gpu: str
     budget_gib: float
-    settings: Settings = Settings()
+    settings: Settings
 
     def plan(self, max_length: int, micro_batch: int) -> MemoryPlan:
         return plan_memory(self.shape, max_length, micro_batch, self.settings)
 
-    def fit(self, max_length: int, micro_batch: int, grad_accum: int, round_to: int = 64) -> Fit:
+    def fit(self, max_length: int, micro_batch: int, grad_accum: int, round_to: int) -> Fit:
         return fit(self.shape, max_length, micro_batch, grad_accum, self.budget_gib, self.settings, round_to)
 
     def candidate(self, max_length: int, micro_batch: int, grad_accum: int) -> dict:

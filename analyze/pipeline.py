@@ -26,7 +26,7 @@ import numpy as np
 
 from analyze import cache as cache_mod
 from analyze.errors import SkipRecord
-from analyze.formats import Options, to_example
+from analyze.formats import AUTO, Options, to_example
 from analyze.lengths import Chunk, LengthTable, TableBuilder
 from analyze.reader import RecordReader, SkipLog, check_paths, fingerprint, parse_record
 from analyze.render import Encoded, Renderer
@@ -62,7 +62,7 @@ class Tokenized:
 def tokenize_files(
     paths: list[str | Path],
     tokenizer,
-    fmt: str = "auto",
+    fmt: str = AUTO,
     strict: bool = False,
     keep_ids: bool = False,
     progress: bool | None = None,
@@ -70,7 +70,7 @@ def tokenize_files(
     workers: int | None = None,
     options: Options | None = None,
     sample: SampleSpec | None = None,
-    sample_seed: int | None = None,
+    sample_seed: int | None = None,  # required with `sample`: the run's `optim.seed`
     files_fp: str | None = None,
 ) -> Tokenized:
     """Tokenize every record of `paths` exactly as the trainer will; bad records are counted, not fatal.
@@ -81,6 +81,10 @@ def tokenize_files(
     and nothing else). `sample`: analyse a seeded random sample of the records instead (never cached).
     `files_fp`: the tokenizer's `files_fingerprint`, to store the result where `cached` finds it without a tokenizer.
     """
+    if sample is not None and sample_seed is None:
+        raise ValueError(
+            "tokenize_files: a sample needs sample_seed (the config's optim.seed), so it is the same each run"
+        )
     options = options or Options(fmt)
     files = check_paths(list(paths))
     data_fp = fingerprint(files)

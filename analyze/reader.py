@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from analyze.errors import SkipRecord, UserError
-from analyze.sources import DatasetSource, compressed, resolve, table_rows
+from analyze.sources import DEFAULT_SPLIT, DatasetSource, compressed, resolve, table_rows
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
@@ -68,7 +68,7 @@ class SkipLog:
         return sum(self.counts.values())
 
 
-def check_paths(inputs: list, split: str = "train", subset: str | None = None) -> list[Path | DatasetSource]:
+def check_paths(inputs: list, split: str = DEFAULT_SPLIT, subset: str | None = None) -> list[Path | DatasetSource]:
     """The inputs as files and datasets (`analyze.sources.resolve`), or a one-line error naming the first one that
     cannot be read. Resolved inputs pass through unchanged."""
     if not inputs:

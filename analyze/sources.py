@@ -22,6 +22,8 @@ from typing import Any
 
 from analyze.errors import UserError
 
+DEFAULT_SPLIT = "train"  # the split read from a Hugging Face dataset unless one is named (config `data.split`)
+
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 COMPRESSIONS = ("", ".gz", ".zst")
 TABLE_SUFFIXES = (".parquet", ".arrow")
@@ -37,7 +39,7 @@ class DatasetSource:
     """A Hugging Face dataset: a hub id, or a local folder laid out like a hub dataset repository."""
 
     id: str
-    split: str = "train"
+    split: str = DEFAULT_SPLIT
     subset: str | None = None
 
     @property
@@ -62,7 +64,12 @@ class DatasetSource:
             stream = datasets.load_dataset(self.id, self.subset, split=self.split, streaming=True)
             yield from enumerate(stream, 1)
         except Exception as e:  # hub, network, card and split errors all mean "cannot read this dataset"
-            text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            from analyze.load_errors import first_line, load_error
+
+            known = load_error(e, "dataset", self.id)
+            if known.cause in ("gated", "offline", "missing", "no_folder"):
+                raise known from None
+            text = first_line(e)
             where = "folder" if self.local else "hub id"
             raise UserError(
                 f"{self.name}: cannot read the dataset ({text}); check the {where}, --split and --subset"
@@ -94,7 +101,7 @@ def is_dataset_repo(folder: Path) -> bool:
     return any(_supported(p) for p in folder.rglob("*") if p.is_file())
 
 
-def resolve(inputs: list, split: str = "train", subset: str | None = None) -> list[Path | DatasetSource]:
+def resolve(inputs: list, split: str = DEFAULT_SPLIT, subset: str | None = None) -> list[Path | DatasetSource]:
     """What the user named → files and datasets, in order; a one-line error for anything that is not there."""
     out: list[Path | DatasetSource] = []
     for item in inputs:

@@ -1,4 +1,5 @@
-"""Load the tokenizer the trainer will use: the bundled Qwen3 one, a hub id, or a local folder."""
+"""The tokenizer the trainer will use — the bundled Qwen3 one, a hub id, or a local folder: which one, loading it,
+its name, where its files are and their fingerprint (what a cached result is keyed by)."""
 
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ def tokenizer_name(tokenizer) -> str:
     >>> tokenizer_name(load_tokenizer("bundled:qwen3"))
     'bundled:qwen3'
     """
-    path = Path(str(getattr(tokenizer, "name_or_path", "") or "tokenizer"))
-    return f"bundled:{path.name}" if path.parent == BUNDLED else str(path)
+    name = str(getattr(tokenizer, "name_or_path", "") or "tokenizer")
+    return f"bundled:{Path(name).name}" if Path(name).parent == BUNDLED else name
 
 
 def text_config(model_config):
@@ -105,26 +106,6 @@ def measured_model(cfg) -> str:
     return other_tokenizer(cfg) or cfg.model
 
 
-def model_limit(tokenizer_name: str, model: str | None) -> tuple[int | None, str]:
-    """The measured model's maximum positions and where that number came from, read from files only (no network,
-    no transformers): its config.json (a folder, the bundled copy or the Hugging Face cache), the known limit of the
-    bundled models, else the tokenizer's `model_max_length`."""
-    from analyze.memory import family_config, read_json, read_model_config
-
-    if model and not model.startswith("bundled:"):
-        config = read_model_config(model)[0] or family_config(model) or {}
-        positions = (config.get("text_config") or config).get("max_position_embeddings") or config.get(
-            "max_position_embeddings"
-        )
-        if positions:
-            return int(positions), f"{model} config"
-    folder = tokenizer_folder(tokenizer_name)
-    limit = (read_json(folder / "tokenizer_config.json") or {}).get("model_max_length") if folder else None
-    if isinstance(limit, (int, float)) and 0 < limit < 10**8:  # transformers uses a huge sentinel for "unknown"
-        return int(limit), "tokenizer model_max_length"
-    return None, "unknown"
-
-
 # Files of a model folder that hold weights, not tokenization: left out of the tokenizer's fingerprint.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".onnx", ".ckpt", ".index.json")
 FINGERPRINT_MAX_FILE = 64 << 20
@@ -143,7 +124,7 @@ def tokenizer_folder(name: str) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
 
         hit = try_to_load_from_cache(name, "tokenizer_config.json")
-    except Exception:  # not a repo id: nothing cached under it
+    except ValueError:  # HFValidationError: not a repo id, so nothing cached under it
         return None
     return Path(hit).parent if isinstance(hit, str) else None
 

@@ -105,7 +105,8 @@ def cuda_rows(lengths: list[int], micro_batch: int, steps: int) -> list[dict]:
     import torch
 
     from analyze.config import Config
-    from analyze.memory import CONTEXT_GIB, GIB, GPUS, bundled_config, memory_model
+    from analyze.memory import CONTEXT_GIB, GIB, GPUS, memory_model
+    from analyze.model_files import bundled_config
 
     total = torch.cuda.get_device_properties(0).total_memory / GIB
     torch.cuda.set_per_process_memory_fraction(min(1.0, GPUS["T4"] / total))
@@ -150,7 +151,7 @@ def train_row(max_length: int, steps: int) -> dict:
     import csv
     import shutil
 
-    from analyze.memory import bundled_config
+    from analyze.model_files import bundled_config
     from analyze.tokenizer import BUNDLED
     from train.outputs import LOG_CSV
 
@@ -293,8 +294,11 @@ def main() -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--max-length", type=int, default=2048, help="CPU loss step: tokens per row")
     p.add_argument("--micro-batch", type=int, default=4)
-    p.add_argument("--vocab", type=int, default=151_936)
-    p.add_argument("--hidden", type=int, default=2048, help="CPU loss step: hidden size (Qwen3-1.7B's)")
+    from analyze.model_files import bundled_config
+
+    qwen = bundled_config("Qwen/Qwen3-1.7B")
+    p.add_argument("--vocab", type=int, default=qwen["vocab_size"], help="CPU loss step: vocabulary (Qwen3's)")
+    p.add_argument("--hidden", type=int, default=qwen["hidden_size"], help="CPU loss step: hidden size (Qwen3-1.7B's)")
     p.add_argument("--lengths", default="512,1024,2048", help="CUDA: max_lengths to measure")
     p.add_argument("--steps", type=int, default=5, help="CUDA: timed steps per layout")
     p.add_argument("--train-length", type=int, default=1024, help="CUDA: max_length of the real train run")

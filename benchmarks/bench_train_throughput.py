@@ -32,9 +32,11 @@ from train.smoke import build_tiny_model
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "hh-rlhf-helpful-base-test.messages.jsonl"
 
 
-def real_tokens_per_second(model, rows: PackedRows, collate: PackedCollator, micro: int, steps: int) -> float:
+def real_tokens_per_second(
+    model, rows: PackedRows, collate: PackedCollator, micro: int, steps: int, seed: int
+) -> float:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    order = np.random.default_rng(0).permutation(len(rows))
+    order = np.random.default_rng(seed).permutation(len(rows))
     batches = [collate([rows[int(i)] for i in order[k * micro : (k + 1) * micro]]) for k in range(steps + 1)]
     model.train()
     path = choose_loss_path(model, "cpu")  # the loss train uses
@@ -73,8 +75,10 @@ def main() -> None:
             seed,
         )
         collate = PackedCollator(tok.pad_token_id, args.max_length, multiple_of=args.max_length)  # rows of max_length
-        padded = real_tokens_per_second(model, PackedRows(table, one_per_row), collate, args.micro_batch, args.steps)
-        packed = real_tokens_per_second(model, PackedRows(table, plan), collate, args.micro_batch, args.steps)
+        padded = real_tokens_per_second(
+            model, PackedRows(table, one_per_row), collate, args.micro_batch, args.steps, seed
+        )
+        packed = real_tokens_per_second(model, PackedRows(table, plan), collate, args.micro_batch, args.steps, seed)
     predicted = (1 - stats.padding_waste_packed) / (1 - stats.padding_waste_pad_to_max)
     print(f"smoke model on the CPU ({torch.get_num_threads()} threads), bundled sample, max_length {args.max_length}, "
           f"micro-batch {args.micro_batch}, {args.steps} timed steps each")  # fmt: skip

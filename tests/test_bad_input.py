@@ -109,6 +109,7 @@ def test_skipped_out_csv_lists_every_skip(write_jsonl, tmp_path):
     assert [int(r["line"]) for r in rows] == list(range(2, 9)) and {r["reason"] for r in rows} == {"malformed_json"}
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -133,6 +134,7 @@ def test_bad_files_are_one_line_errors_without_traceback(tmp_path, name, content
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.cli
 def test_unloadable_tokenizer_is_one_line(tmp_path, write_jsonl):
     proc = subprocess.run(
         [sys.executable, "-m", "analyze", str(write_jsonl([GOOD])), "--tokenizer", str(tmp_path / "nope")],
@@ -143,6 +145,7 @@ def test_unloadable_tokenizer_is_one_line(tmp_path, write_jsonl):
     assert "tokenizer folder" in line and "does not exist" in line and "--tokenizer" in line
 
 
+@pytest.mark.integration
 def test_no_chat_template_is_a_clear_error_unless_given(tmp_path, write_jsonl, capsys):
     folder = tmp_path / "plain-tok"
     from analyze.tokenizer import load_tokenizer

@@ -95,6 +95,7 @@ def test_a_killed_runs_temporary_entry_is_removed_later(write_jsonl, qwen3, priv
     assert not leftover.exists() and running.exists()  # a writer still appending is left alone
 
 
+@pytest.mark.multiprocess
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_worker_processes_give_the_same_table(qwen3, private_cache, monkeypatch, start):
     import analyze.pipeline as pipeline
@@ -129,6 +130,7 @@ def _run(args, env):
     return json.loads("\n".join(report)), json.loads(status)
 
 
+@pytest.mark.cli
 def test_a_rerun_on_unchanged_inputs_loads_neither_transformers_nor_the_tokenizer(tmp_path):
     from tests.conftest import SAMPLE
 

@@ -32,6 +32,7 @@ def sample_json():
     return json.loads(out.stdout)
 
 
+@pytest.mark.cli
 def test_json_document_on_the_bundled_sample(sample_json):
     doc = sample_json
     assert doc.keys() >= JSON_KEYS

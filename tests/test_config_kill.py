@@ -19,6 +19,8 @@ from analyze.config import load_config
 from analyze.config_write import update_config
 from tests._kill_writer import VERSIONS
 
+pytestmark = pytest.mark.kill
+
 WRITER = Path(__file__).with_name("_kill_writer.py")
 KILLS = 40
 USER_CONFIG = """\

@@ -71,11 +71,22 @@ def test_a_folder_that_does_not_exist_or_holds_no_model_says_so(tmp_path):
         (RuntimeError("CUDA error: no kernel image is available for execution on the device"), "CUDA failed"),
         (OSError("org/m is not a local folder and is not a valid model identifier"), "not found"),
         (ValueError("something else"), "cannot load model 'org/m' (something else)"),
+        (ImportError("Using `bitsandbytes` 4-bit quantization requires accelerate"), "`pip install accelerate`"),
+        (RuntimeError("CUDA error: out of memory"), "ran out of memory while loading"),
+        (TypeError("unexpected keyword argument 'dtype'"), "(TypeError: unexpected keyword argument 'dtype')"),
+        (ModuleNotFoundError("No module named 'sentencepiece'", name="sentencepiece"), "`pip install sentencepiece`"),
     ],
 )
 def test_load_errors_are_told_apart_by_cause(error, words):
     message = str(load_error(error, "model", "org/m"))
     assert words in message and "\n" not in message
+
+
+def test_the_name_itself_is_not_evidence_of_a_cause(tmp_path):
+    folder = tmp_path / "cuda error run"
+    folder.mkdir()
+    message = str(load_error(OSError(f"{folder}/config.json is not valid JSON"), "model", str(folder)))
+    assert "CUDA" not in message and "holds no model that loads" in message
 
 
 def test_a_cause_is_found_along_the_chain():

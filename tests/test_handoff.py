@@ -28,6 +28,7 @@ def _json(capsys, command, argv) -> tuple[dict, str]:
     return json.loads(captured.out), captured.err
 
 
+@pytest.mark.integration
 def test_a_config_written_for_another_model_trains_what_was_measured(tmp_path, llama, capsys, monkeypatch):
     project = tmp_path / "project"
     (project / "configs").mkdir(parents=True)
@@ -65,6 +66,7 @@ def test_a_config_written_for_another_model_trains_what_was_measured(tmp_path, l
     assert auto["max_length"] == cfg.max_length and "at which 'cut_turns' keeps at least 98.0%" in err
 
 
+@pytest.mark.integration
 def test_train_says_when_the_data_or_tokenizer_is_not_what_was_measured(tmp_path, llama, capsys):
     config = tmp_path / "run.yaml"
     assert lengthscan([str(SAMPLE), "--write-config", str(config)]) == 0
@@ -86,6 +88,7 @@ def test_train_says_when_the_data_or_tokenizer_is_not_what_was_measured(tmp_path
     assert "warning: max_length" not in err  # set on the command line: the user's choice
 
 
+@pytest.mark.integration
 def test_a_tokenizer_that_is_not_the_models_is_recorded(tmp_path, llama, capsys):
     config = tmp_path / "run.yaml"
     assert lengthscan([str(SAMPLE), "--tokenizer", str(llama), "--write-config", str(config), "--json"]) == 0
@@ -97,6 +100,7 @@ def test_a_tokenizer_that_is_not_the_models_is_recorded(tmp_path, llama, capsys)
     assert "leave `tokenizer` empty" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_eval_holds_out_the_same_conversations_at_any_max_length(qwen3):
     from analyze.config import Config, with_values
     from analyze.pipeline import tokenize_files
@@ -139,6 +143,7 @@ def test_duplicates_stay_on_one_side(tmp_path, qwen3, write_jsonl):
     assert held and not held & trained
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -166,6 +171,7 @@ def test_lengthscan_reports_the_steps_train_will_take(tmp_path, capsys, override
     assert report["split"]["train_records"] == plan["train_conversations"]
 
 
+@pytest.mark.training
 def test_the_trainer_takes_the_planned_steps(tmp_path, qwen3):
     """The schedule's steps per epoch are what transformers' Trainer computes from its own dataloader."""
     import math
@@ -223,6 +229,7 @@ def test_write_config_reads_the_file_it_edits(tmp_path, llama, capsys, monkeypat
     assert load_config(new).max_length_source["records"] == 2354
 
 
+@pytest.mark.integration
 def test_dry_run_plans_for_a_gpu_on_a_machine_without_one(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(f"data:\n  train: [{SAMPLE}]\nrun:\n  device: cuda\n  output_dir: out/x/\n")
@@ -240,6 +247,7 @@ def test_a_bad_value_in_the_file_is_named_by_the_file(tmp_path, capsys):
     assert err.startswith(f"train: error: {config}: optim.epochs is inf") and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.integration
 def test_dry_run_of_the_default_config_on_the_sample_keeps_the_guides_schedule(capsys):
     plan, err = _json(capsys, train, ["--data.train", str(SAMPLE), "--dry-run", "--json"])
     assert plan["evals"] >= 9 and plan["checkpoints"] >= 8  # at step 0, and 8 or more after it

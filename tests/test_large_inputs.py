@@ -24,6 +24,7 @@ LINE = " understanding responsibility implementation international administratio
 BIG = LINE * (10_000_000 // len(LINE) + 1)
 
 
+@pytest.mark.slow
 def test_a_10_mb_message_is_analysed_exactly(tmp_path, qwen3):
     assert len(BIG.encode()) >= 10_000_000
     records = [
@@ -60,6 +61,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.multiprocess
 def test_worker_processes_count_hostile_records_as_in_process(tmp_path, qwen3):
     """Inputs over 16 MB go to worker processes: the same records are analysed and skipped there.
 
@@ -105,6 +107,7 @@ def lengthscan_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "analyze", *args, "--json", "--no-cache"]
 
 
+@pytest.mark.cli
 def test_progress_bar_shows_on_a_terminal():
     drawn = pty_stderr(lengthscan_cmd(str(SAMPLE), "--progress"), dict(os.environ))
     assert "tokenizing" in drawn

@@ -98,6 +98,7 @@ def _tiny(kind: str):
     return tf.AutoModelForCausalLM.from_config(configs[kind](), attn_implementation="eager")
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("kind", ["llama", "qwen3", "mistral", "phi3", "gemma2", "gemma3", "cohere", "granite"])
 def test_model_loss_and_lora_gradients_equal_along_both_paths(kind):
     from peft import LoraConfig, get_peft_model
@@ -128,6 +129,7 @@ def test_model_loss_and_lora_gradients_equal_along_both_paths(kind):
         assert torch.allclose(got_grads[name], want_grads[name], atol=TOL, rtol=1e-4), name
 
 
+@pytest.mark.training
 def test_an_output_layer_with_a_bias_keeps_the_full_logits():
     model = _tiny("llama")
     model.lm_head = torch.nn.Linear(32, 300, bias=True)
@@ -135,6 +137,7 @@ def test_an_output_layer_with_a_bias_keeps_the_full_logits():
     assert path.name == FULL and "not a plain linear layer" in path.why
 
 
+@pytest.mark.training
 def test_on_the_cpu_the_plain_pytorch_path_is_chosen_and_says_why():
     path = choose_loss_path(_tiny("qwen3"), "cpu")
     assert path.name == CHUNKED and "CUDA only" in path.describe()
@@ -147,6 +150,7 @@ def test_fallback_order():
     assert fallback(LossPath(CHUNKED, "x"), "y").name == FULL
 
 
+@pytest.mark.training
 def test_a_run_whose_loss_disagrees_with_the_model_falls_back_to_the_full_logits(tmp_path, monkeypatch, capsys):
     """A wrong logit map stands in for an architecture the chunked loss does not know: the first-row check
     catches it before training and the run goes on with the full logits, saying why."""

@@ -19,14 +19,13 @@ from analyze.memory import (
     NF4_BYTES,
     OPTIMIZER_BYTES,
     Settings,
-    bundled_config,
     fit,
     gpu_budget,
     memory_model,
     model_shape,
     plan_memory,
-    read_model_config,
 )
+from analyze.model_files import bundled_config, read_model_config
 from tests.conftest import SAMPLE
 from train.cli import main as train_main
 
@@ -61,12 +60,12 @@ def test_the_peak_grows_with_what_should_grow_it():
     base = plan_memory(QWEN, 1024, 4).peak_gib
     assert plan_memory(QWEN, 2048, 4).peak_gib > base
     assert plan_memory(QWEN, 1024, 8).peak_gib > base
-    assert plan_memory(QWEN, 1024, 4, Settings(gradient_checkpointing=False)).peak_gib > base
-    assert plan_memory(QWEN, 1024, 4, Settings(lora_r=64)).peak_gib > base
-    assert plan_memory(QWEN, 1024, 4, Settings(optimizer="adamw_torch")).peak_gib > base
-    assert plan_memory(QWEN, 1024, 4, Settings(lora_targets=("q_proj", "v_proj"))).peak_gib < base
+    assert plan_memory(QWEN, 1024, 4, Settings.from_config(gradient_checkpointing=False)).peak_gib > base
+    assert plan_memory(QWEN, 1024, 4, Settings.from_config(lora_r=64)).peak_gib > base
+    assert plan_memory(QWEN, 1024, 4, Settings.from_config(optimizer="adamw_torch")).peak_gib > base
+    assert plan_memory(QWEN, 1024, 4, Settings.from_config(lora_targets=("q_proj", "v_proj"))).peak_gib < base
     # the issue's numbers: the full logits alone are ~15 GB at 4 × 2048 and put the default model past a T4
-    full = plan_memory(QWEN, 2048, 4, Settings(loss="full"))
+    full = plan_memory(QWEN, 2048, 4, Settings.from_config(loss="full"))
     assert full.parts["loss (transient)"] * GIB > 4 * 2048 * 151_936 * 12
     assert not full.fits(gpu_budget("T4")) and plan_memory(QWEN, 2048, 4).fits(gpu_budget("T4"))
 
@@ -187,6 +186,7 @@ def test_lengthscan_shows_the_plan_and_never_suggests_what_does_not_fit(tmp_path
     assert written.effective_batch == 16
 
 
+@pytest.mark.integration
 def test_lengthscan_says_when_the_plan_is_unknown(tmp_path, capsys, monkeypatch, qwen3):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     folder = tmp_path / "tok"
@@ -196,6 +196,7 @@ def test_lengthscan_says_when_the_plan_is_unknown(tmp_path, capsys, monkeypatch,
     assert memory["candidates"] == [] and "has no config.json" in memory["unknown"]
 
 
+@pytest.mark.integration
 def test_train_dry_run_prints_the_plan(capsys):
     assert train_main(["--data.train", str(SAMPLE), "--dry-run", "--json"]) == 0
     captured = capsys.readouterr()
@@ -208,16 +209,15 @@ def test_train_dry_run_prints_the_plan(capsys):
 
 
 def test_train_refuses_before_loading_a_model_that_will_not_fit():
-    from train.model import load_model_config
-
     cfg = from_dict({"max_length": 4096, "gpu": 6})
     with pytest.raises(UserError) as err:
-        run_mod.check_memory(cfg, load_model_config(cfg.model), None, refuse=True, say=lambda _: None)
+        run_mod.check_memory(cfg, None, refuse=True, say=lambda _: None)
     message = str(err.value)
     assert "more than the 6.0 GiB" in message and "\n" not in message and "--run.memory_check false" in message
     assert "--optim.micro_batch_size 1 --optim.grad_accum_steps 16 fits" in message and "--lora.r" in message
 
 
+@pytest.mark.training
 def test_out_of_memory_in_training_ends_with_one_line_naming_the_levers(tmp_path, monkeypatch, capsys):
     """Simulated: the first decoder layer raises CUDA's out-of-memory error on the third forward."""
     make, calls = run_mod.make_trainer, []

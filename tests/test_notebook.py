@@ -32,8 +32,8 @@ def test_settings_cell_defaults_to_the_bundled_sample(cwd, monkeypatch):
     names: dict = {}
     exec(settings, names)
     assert [Path(p).resolve() for p in names["DATA_FILES"]] == [SAMPLE]
-    assert (names["TOKENIZER"], names["MAX_LENGTH"], names["CONFIG"]) == ("bundled:qwen3", 512, None)
-    assert (names["SPLIT"], names["SAMPLE"]) == ("train", None)
+    # None: the config's value (or the config's default), so a notebook setting never restates a default
+    assert (names["TOKENIZER"], names["MAX_LENGTH"], names["CONFIG"], names["SPLIT"], names["SAMPLE"]) == (None,) * 5
 
 
 def test_the_parameters_cell_is_tagged_for_papermill():
@@ -66,6 +66,7 @@ def executed():
     return nb
 
 
+@pytest.mark.notebook
 def test_notebook_runs_and_draws_its_figures(executed):
     pngs = [
         base64.b64decode(out["data"]["image/png"])
@@ -85,6 +86,7 @@ def test_notebook_runs_and_draws_its_figures(executed):
     assert "2,354 analysed" in report and "suggested max_length" in report  # the analyzer's report on the sample
 
 
+@pytest.mark.notebook
 def test_strip_script_gives_back_the_committed_notebook(executed, tmp_path):
     import nbformat
 
@@ -94,6 +96,7 @@ def test_strip_script_gives_back_the_committed_notebook(executed, tmp_path):
     assert ran.read_text(encoding="utf-8") == NOTEBOOK.read_text(encoding="utf-8")
 
 
+@pytest.mark.notebook
 def test_papermill_runs_it_headless_on_your_file_and_on_a_dataset(tmp_path):
     """What the README shows: parameters on the command line, on a file of one's own and on a Hugging Face
     dataset (a folder laid out like a hub dataset repository: the code path of a hub id)."""

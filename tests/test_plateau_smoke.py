@@ -3,11 +3,15 @@
 import csv
 import json
 
+import pytest
+
 from analyze.config import load_config
 from tests.conftest import SAMPLE
 from train.cli import main, run_from_args
 from train.loss_plot import read_log
 from train.plateau.judge import judge
+
+pytestmark = pytest.mark.training
 
 
 def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path, capsys):

@@ -189,6 +189,7 @@ def check_jsonl(tokenizer, case: JsonlFile, compress: bool, fmt: str) -> None:
 formats = st.sampled_from(["auto", "auto", *FORMATS[1:]])  # --format, auto most often
 
 
+@pytest.mark.slow
 @E2E
 @given(jsonl_files, st.booleans(), formats)
 @example(
@@ -261,6 +262,7 @@ def check_json(tokenizer, case: JsonFile, compress: bool) -> None:
         check(path, tokenizer, len(case.elements), good if intact else [], must_succeed=bool(intact))
 
 
+@pytest.mark.slow
 @E2E
 @given(json_files, st.booleans())
 def test_json_array_every_element_is_analysed_or_counted(qwen3, case, compress):
@@ -277,6 +279,7 @@ def test_json_array_every_element_is_analysed_or_counted_many(qwen3, case, compr
 # ---- damaged gzip --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @E2E
 @given(jsonl_files.filter(lambda f: f.records > 0), st.sampled_from(["truncate", "flip", "append"]), st.data())
 def test_damaged_gzip_is_a_clean_error_or_a_complete_count(qwen3, case, damage, data):

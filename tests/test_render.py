@@ -113,6 +113,7 @@ def test_empty_reply_trains_only_its_end_of_turn(write_jsonl, qwen3):
     assert table.supervised_mask(0)[last_im_end]
 
 
+@pytest.mark.integration
 def test_bos_is_not_doubled_with_a_template_that_adds_it(tmp_path, write_jsonl, qwen3):
     """Llama-3-style template that starts with a BOS-like special token: it appears once, as in apply_chat_template."""
     template = tmp_path / "bos.jinja"
@@ -129,6 +130,7 @@ def test_bos_is_not_doubled_with_a_template_that_adds_it(tmp_path, write_jsonl, 
     assert decode_supervised(table, 0, tok) == ["Hello!<|im_end|>", "Fine, thanks.<|im_end|>"]
 
 
+@pytest.mark.integration
 def test_every_bundled_sample_record_matches_apply_chat_template(qwen3):
     """The whole bundled sample: ids exact, and supervised spans equal a Qwen3-specific regex's spans."""
     import re

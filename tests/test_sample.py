@@ -31,6 +31,7 @@ def test_bad_sample_values_are_one_line_errors(text):
         SampleSpec.parse(text)
 
 
+@pytest.mark.integration
 def test_intervals_cover_the_whole_datas_numbers():
     """Three seeded samples of 600 of the 2,354 conversations: their 95% intervals hold the full data's values
     (packed waste excepted: a smaller set packs worse, so its interval is an upper bound, checked as one)."""
@@ -53,6 +54,7 @@ def test_intervals_cover_the_whole_datas_numbers():
     assert covered / checked >= 0.85, f"{covered} of {checked}"
 
 
+@pytest.mark.integration
 def test_the_report_says_it_is_a_sample_and_json_has_the_intervals(capsys):
     assert main([str(SAMPLE), "--sample", "300", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

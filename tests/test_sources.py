@@ -14,6 +14,8 @@ import zstandard
 from analyze.cli import main
 from tests.conftest import SAMPLE
 
+pytestmark = pytest.mark.integration
+
 RECORDS = [json.loads(line) for line in SAMPLE.read_text().splitlines()[:60]]
 
 

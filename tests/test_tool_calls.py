@@ -172,6 +172,7 @@ def test_non_text_parts_and_bad_calls_are_named_skips(tmp_path, qwen3):
     assert dict(result.skips.counts) == {"non_text_content": 1, "bad_tool_call": 1, "bad_tools": 1}
 
 
+@pytest.mark.integration
 def test_the_position_limit_is_the_measured_models_never_the_configs_other_model(tmp_path, capsys):
     from analyze.cli import main
     from tests.conftest import SAMPLE

@@ -1,16 +1,11 @@
 """`train` command line: overrides with provenance, one-line errors with the fix, --auto-maxlen write-back."""
 
-import doctest
+import pytest
 
-import train.overrides
 from analyze.config import load_config
 from tests.conftest import SAMPLE
 from train.cli import main, run_from_args
 from train.run import _oom_message
-
-
-def test_overrides_doctests():
-    assert doctest.testmod(train.overrides).failed == 0
 
 
 def _error(capsys, argv) -> str:
@@ -83,6 +78,7 @@ def test_oom_message_names_the_levers():
         assert lever in msg
 
 
+@pytest.mark.training
 def test_auto_maxlen_sets_writes_and_tokenizes_once(tmp_path, write_jsonl, capsys, monkeypatch):
     import analyze.pipeline
     import train.data

@@ -12,6 +12,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.multiprocess
+
 SAMPLE_FILE = Path(__file__).resolve().parents[1] / "data" / "hh-rlhf-helpful-base-test.messages.jsonl"
 CHATS = 45  # packs into a row count that 2 ranks x 2 rows do not divide: the empty-row padding is needed
 

@@ -44,6 +44,7 @@ def family(tmp_path_factory):
     return get
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("name", ["llama", "gemma3"])
 def test_smoke_trains_a_tiny_model_of_the_family(name, family, data, tmp_path):
     model_dir = family(name)
@@ -106,6 +107,7 @@ def test_the_models_own_tokenizer_passes_the_checks(family, data, capsys):
     assert main(["--dry-run", "--model", gemma, "--tokenizer", gemma, "--data.train", str(data)]) == 0
 
 
+@pytest.mark.training
 @pytest.mark.parametrize(
     "config_class", ["LlamaConfig", "MistralConfig", "Phi3Config", "Qwen2Config", "Gemma2Config", "Gemma3TextConfig"]
 )
@@ -149,6 +151,7 @@ def test_dry_run_plans_without_loading_a_model(family, data, tmp_path, capsys):
     assert not out.exists()  # nothing written, nothing trained
 
 
+@pytest.mark.training
 def test_smoke_has_a_folder_of_its_own_and_runs_twice(family, data, tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(f"model: {family('llama')}\ndata:\n  train: [{data}]\nrun:\n  output_dir: out/real\n")
@@ -169,6 +172,7 @@ def test_smoke_has_a_folder_of_its_own_and_runs_twice(family, data, tmp_path, ca
     assert "holds a --smoke run" in err
 
 
+@pytest.mark.training
 def test_a_multimodal_model_gets_adapters_on_its_language_model_only(tmp_path):
     """Gemma 3 4B+ loads with a vision tower: LoRA goes on the language model, its text config gives the limits."""
     from transformers import AutoModelForCausalLM, Gemma3Config

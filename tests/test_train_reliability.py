@@ -27,6 +27,7 @@ def log_rows(path):
         return [r for r in csv.DictReader(f) if r["train_loss"]]
 
 
+@pytest.mark.kill
 def test_killed_run_resumes_with_the_same_data_order_and_schedule(tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     schedule = ["--optim.lr_scheduler", "cosine"]  # a schedule that moves every step
@@ -64,6 +65,7 @@ def test_killed_run_resumes_with_the_same_data_order_and_schedule(tmp_path):
         assert float(a["train_loss"]) == pytest.approx(float(r["train_loss"]), abs=0.02)
 
 
+@pytest.mark.training
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     """An overflow that corrupts a weight after step 5 (as fp16 trouble would): the run stops at step 6."""
     from transformers import TrainerCallback

@@ -1,14 +1,9 @@
 """Packed rows, collation and the loss: contents checked against the tokenizer, isolation proved on a real model."""
 
-import doctest
-
 import numpy as np
 import pytest
 import torch
 
-import train.collate
-import train.loss
-import train.rows
 from analyze.pipeline import tokenize_files
 from analyze.plan import make_plan
 from train.collate import PackedCollator
@@ -22,11 +17,6 @@ CHATS = [
     [("user", "Tell me a long story about a cat who " + "walks and " * 30), ("assistant", "Once " * 20)],
     [("user", "ok"), ("assistant", "Fine.")],
 ]
-
-
-@pytest.mark.parametrize("module", [train.rows, train.collate, train.loss])
-def test_doctests(module):
-    assert doctest.testmod(module, verbose=False).failed == 0
 
 
 @pytest.fixture
@@ -95,6 +85,7 @@ def tiny_model(qwen3):
     return model.eval()
 
 
+@pytest.mark.training
 def test_packed_conversation_logits_equal_its_logits_alone(packed, tiny_model, qwen3):
     _, plan, rows = packed
     batch = PackedCollator(qwen3.pad_token_id, plan.max_length)([rows[i] for i in range(len(rows))])
@@ -118,6 +109,7 @@ def test_packed_conversation_logits_equal_its_logits_alone(packed, tiny_model, q
     assert leaked == checked  # control: with a 2D attention mask the same rows do contaminate each other
 
 
+@pytest.mark.training
 def test_packed_loss_equals_loss_of_conversations_run_separately(packed, tiny_model, qwen3):
     _, plan, rows = packed
     batch = PackedCollator(qwen3.pad_token_id, plan.max_length)([rows[i] for i in range(len(rows))])

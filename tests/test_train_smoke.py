@@ -12,6 +12,8 @@ from analyze.config import load_config
 from tests.conftest import SAMPLE
 from train.cli import run_from_args
 
+pytestmark = pytest.mark.training
+
 
 def _log(path):
     with open(path) as f:

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from analyze import __version__
-from analyze.config import DEFAULT_CONFIG_NAME
+from analyze.config import DEFAULT_CONFIG_NAME, SMOKE_DIR_SUFFIX
 from analyze.errors import UserError, run_command
 from train.outputs import FIGURE, LOG_CSV
 
@@ -22,11 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     from analyze.config import config_keys
 
     keys = ", ".join(config_keys())
+    shortcuts = ", ".join("--" + a.replace("_", "-") for a in ALIASES)
     p = argparse.ArgumentParser(
         prog="train",
         description="Packed-sequence QLoRA fine-tuning of a chat model on JSONL data, sized for a 16 GB T4.",
         epilog=f"Any config value can be set as --KEY VALUE (or --KEY=VALUE). Keys: {keys}. "
-        "Shortcuts: --device, --output-dir, --max-steps. Multi-GPU: accelerate launch -m train --config …. "
+        f"Shortcuts: {shortcuts}. Multi-GPU: accelerate launch -m train --config …. "
         "Loss curves of a run: train plot RUN_DIR.",
     )
     p.add_argument(
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoke",
         action="store_true",
         help="tiny random model of the configured architecture on the CPU, a few steps: check data and config "
-        "(writes into run.output_dir + '-smoke' unless --output-dir is given)",
+        f"(writes into run.output_dir + '{SMOKE_DIR_SUFFIX}' unless --output-dir is given)",
     )
     p.add_argument(
         "--dry-run",
@@ -155,7 +156,7 @@ def _smoke_values(cfg, overridden: set[str]) -> dict:
 
     extra = {k: (v, "--smoke") for k, v in SMOKE.items() if k not in overridden}
     if "run.output_dir" not in overridden:  # never the real run's folder: it would block or be resumed by it
-        smoke_dir = f"{Path(cfg.run.output_dir)}-smoke"  # Path drops a trailing slash: runs/x/ → runs/x-smoke
+        smoke_dir = f"{Path(cfg.run.output_dir)}{SMOKE_DIR_SUFFIX}"  # Path drops a trailing slash: runs/x/ → x-smoke
         extra["run.output_dir"] = (smoke_dir, "--smoke (a folder of its own)")
     if "max_length" not in overridden and cfg.max_length > SMOKE_MAX_LENGTH:
         extra["max_length"] = (SMOKE_MAX_LENGTH, f"--smoke (capped for the CPU; was {cfg.max_length})")

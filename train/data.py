@@ -18,7 +18,6 @@ from analyze.plan import Plan, make_plan
 from analyze.reader import check_paths
 from analyze.stats import optimizer_steps
 from analyze.tokenizer import files_fingerprint, model_positions, resolve_tokenizer_name
-from train.model import SIZES_UNKNOWN
 from train.ranks import main_first
 from train.rows import PackedRows
 
@@ -101,9 +100,7 @@ def analysis_at(
     suggestion is `--auto-maxlen`'s new max_length; its numbers are the plateau advice's lever 5.
     """
     positions = model_positions(model_config)
-    plan = None
-    if memory and not getattr(model_config, SIZES_UNKNOWN, False):
-        plan = memory_model(cfg, model_config.to_dict(), f"{cfg.model} config", budget_gib)
+    plan = memory_model(cfg, budget_gib=budget_gib) if memory else None  # config.json as lengthscan reads it
     return analyze(tokenized, cfg, (positions, "model config") if positions else (None, "unknown"), plan)
 
 

@@ -15,6 +15,7 @@ import torch
 
 from analyze.errors import UserError
 from analyze.load_errors import load_error
+from analyze.memory import CPU_OPTIMIZER, GPU_OPTIMIZER
 from analyze.tokenizer import BUNDLED_MODELS, model_positions, text_config, tokenizer_name
 
 # A model's embedding matrix may be padded past its tokenizer (Qwen3: 151,669 tokens, 151,936 rows; Phi-3: 32,011
@@ -73,15 +74,12 @@ def pick_precision(device: str) -> Precision:
     """fp16 on pre-Ampere GPUs such as the T4 (or when emulating one), bf16 where the hardware has it, fp32 on the
     CPU."""
     if device == "cpu":
-        return Precision("cpu", "fp32", torch.float32, False, False, "adamw_torch")
+        return Precision("cpu", "fp32", torch.float32, False, False, CPU_OPTIMIZER)
     major, _ = torch.cuda.get_device_capability()
     # is_bf16_supported() can say True on a T4 (emulated); the capability is the real answer
     if major >= 8 and not emulating_t4():
-        return Precision("cuda", "bf16 autocast, LoRA in fp32", torch.bfloat16, False, True, "paged_adamw_8bit")
-    return Precision("cuda", "fp16 autocast, LoRA in fp32", torch.float16, True, False, "paged_adamw_8bit")
-
-
-SIZES_UNKNOWN = "lengthscan_sizes_unknown"  # an extra key of a stand-in config whose sizes are only defaults
+        return Precision("cuda", "bf16 autocast, LoRA in fp32", torch.bfloat16, False, True, GPU_OPTIMIZER)
+    return Precision("cuda", "fp16 autocast, LoRA in fp32", torch.float16, True, False, GPU_OPTIMIZER)
 
 
 def load_model_config(model: str):
@@ -100,16 +98,16 @@ def load_model_config(model: str):
 
 def _bundled_config(model: str):
     """The shipped config.json of the default model; for the other bundled Qwen3 sizes, what the family shares
-    (`analyze.memory.family_config`: architecture, positions, special tokens) with sizes marked unknown
-    (`SIZES_UNKNOWN`: the memory plan says so instead of guessing)."""
+    (`analyze.model_files.family_config`: architecture, positions, special tokens) over the class's default sizes. The
+    memory plan never reads sizes from here: it reads the model's own config.json, and says "unknown" without it."""
     from transformers import AutoConfig
 
-    from analyze.memory import bundled_config, family_config
+    from analyze.model_files import bundled_config, family_config
 
     shipped = bundled_config(model)
     if shipped is not None:
         return AutoConfig.for_model(**shipped)
-    return AutoConfig.for_model(**family_config(model), **{SIZES_UNKNOWN: True})  # kept as an attribute
+    return AutoConfig.for_model(**family_config(model))
 
 
 def check_tokenizer_matches(model_config, tokenizer, model: str) -> None:
@@ -225,12 +223,13 @@ def load_model(model: str, precision: Precision, lora, gradient_checkpointing: b
         bnb_4bit_compute_dtype=precision.compute_dtype,
     )
     device_map = {"": int(os.environ.get("LOCAL_RANK", 0))} if precision.device == "cuda" else {"": "cpu"}
+    attention = attention_for(load_model_config(model))  # its own errors say what they are
     try:
         base = AutoModelForCausalLM.from_pretrained(
             model,
             quantization_config=quant,
             dtype=precision.compute_dtype,
-            attn_implementation=attention_for(load_model_config(model)),
+            attn_implementation=attention,
             device_map=device_map,
         )
     except torch.cuda.OutOfMemoryError:

@@ -95,9 +95,11 @@ def _set(data: dict, dotted: str, value: Any) -> None:
 
 
 def _parse_value(raw: str, hint: Any) -> Any:
+    from ruamel.yaml import YAMLError
+
     try:
         value = parse_yaml(raw)
-    except Exception:  # not YAML (`--model a:b:c`): the text itself
+    except YAMLError:  # not YAML (`--model a: b`): the text itself
         value = raw
     if value is None and raw.strip() not in ("null", "~", ""):
         value = raw

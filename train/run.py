@@ -150,7 +150,7 @@ def run(
         say(f"warning: {warning}")
     watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None, budget)
     refuse = device == "cuda" and cfg.run.memory_check
-    memory = None if smoke else check_memory(cfg, model_config, budget, refuse=refuse, say=say)
+    memory = None if smoke else check_memory(cfg, budget, refuse=refuse, say=say)
     if dry_run:
         say("dry run: stopped before loading the model")
         return RunResult(out, out / ADAPTER_DIR, out / LOG_CSV, data, None, None, None, plan, cfg, memory)
@@ -503,16 +503,12 @@ def _measured_memory(memory: dict | None) -> str:
     return f"GPU memory: peak {measured:.2f} GiB measured (allocated + {CONTEXT_GIB} GiB context){vs}"
 
 
-def check_memory(cfg: Config, model_config, budget: float | None, refuse: bool, say) -> dict:
+def check_memory(cfg: Config, budget: float | None, refuse: bool, say) -> dict:
     """Print the memory plan of this config; stop before the model loads when it is predicted not to fit the GPU
     (`refuse`: training on one), else warn. Returns the plan as `train --dry-run --json` shows it."""
     from analyze.memory import memory_model
-    from train.model import SIZES_UNKNOWN
 
-    if getattr(model_config, SIZES_UNKNOWN, False):
-        m = memory_model(cfg, budget_gib=budget)  # the stand-in's sizes are not the model's: look in the cache
-    else:
-        m = memory_model(cfg, model_config.to_dict(), f"{cfg.model} config", budget)
+    m = memory_model(cfg, budget_gib=budget)  # the model's config.json, read as lengthscan reads it
     doc: dict = {"gpu": m.gpu, "budget_gib": round(m.budget_gib, 2), "model_config": m.source}
     if m.shape is None:
         say(f"memory plan: unknown ({m.source})")
