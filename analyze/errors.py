@@ -27,6 +27,16 @@ class SkipRecord(Exception):
         self.detail = detail
 
 
+def raised_in(e: BaseException, where) -> bool:
+    """Whether a frame of `e`'s traceback is in code whose file name `where` accepts (a predicate on the name)."""
+    tb = e.__traceback__
+    while tb is not None:
+        if where(tb.tb_frame.f_code.co_filename):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def run_command(prog: str, body: Callable[[], int], on_interrupt: str) -> int:
     """Run a command's body: a `UserError` is one line on stderr and its exit code, Ctrl-C is 130, never a traceback."""
     try:

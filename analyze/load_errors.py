@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from analyze.errors import UserError
+from analyze.errors import UserError, raised_in
 
 
 class LoadError(UserError):
@@ -78,7 +78,7 @@ def load_error(e: BaseException, what: str, name: str) -> LoadError:
         return LoadError(
             f"cannot load {what} {name!r} in 4-bit: it needs accelerate; `pip install accelerate`", "accelerate"
         )
-    if "bitsandbytes" in text or any(_from_module(x, "bitsandbytes") for x in chain):
+    if "bitsandbytes" in text or any(raised_in(x, lambda f: "/bitsandbytes/" in f) for x in chain):
         return LoadError(
             f"cannot load {what} {name!r} in 4-bit: bitsandbytes failed ({first}); install a build for this machine "
             "(`pip install -U bitsandbytes`) and check that it sees the GPU (`python -m bitsandbytes`)",
@@ -138,13 +138,3 @@ def _chain(e: BaseException | None) -> list[BaseException]:
         out.append(e)
         e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
     return out
-
-
-def _from_module(e: BaseException, package: str) -> bool:
-    """Whether `e` was raised in `package`'s code (a frame of the traceback is in one of its files)."""
-    tb = e.__traceback__
-    while tb is not None:
-        if f"/{package}/" in tb.tb_frame.f_code.co_filename:
-            return True
-        tb = tb.tb_next
-    return False

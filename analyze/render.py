@@ -21,9 +21,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from jinja2 import TemplateError, TemplateSyntaxError
 
-from analyze.errors import SkipRecord, UserError
+from analyze.errors import SkipRecord, UserError, raised_in
 from analyze.formats import ROLE_FIXES, Conversation, Example, Text
 
 PROBE = [
@@ -117,6 +116,8 @@ class Renderer:
         except Exception as e:
             if not template_refused(e):
                 raise
+            from jinja2 import TemplateSyntaxError  # only on an error: a cached rerun never imports jinja2
+
             if isinstance(e, TemplateSyntaxError):
                 raise UserError(
                     f"the chat template is not valid Jinja (line {e.lineno}: {e.message}); fix it, or pass "
@@ -204,14 +205,9 @@ def template_refused(e: BaseException) -> bool:
     >>> template_refused(error("{{ x + 1 }}", x="a")), template_refused(ValueError("not from a template"))
     (True, False)
     """
-    if isinstance(e, TemplateError):
-        return True
-    tb = e.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == TEMPLATE_FILENAME:
-            return True
-        tb = tb.tb_next
-    return False
+    from jinja2 import TemplateError
+
+    return isinstance(e, TemplateError) or raised_in(e, lambda f: f == TEMPLATE_FILENAME)
 
 
 TEMPLATE_FILENAME = "<template>"  # the file name Jinja gives the code of a template compiled from a string
@@ -226,8 +222,7 @@ def reply_char_spans(text: str, example: Conversation, renderer: Renderer) -> li
 
     First the quick ways (`_spans_from_structure`, `_spans_from_one_rendering`), which answer for most records.
     Otherwise, for assistant message i the conversation is rendered again with that message's content replaced by a
-    marker
-    and its tool calls and reasoning removed; the rendering differs from `text` exactly where message i's output
+    marker and its tool calls and reasoning removed; the rendering differs from `text` exactly where message i's output
     is (common prefix and suffix cut off). If the template refuses the message without its tool calls, they are
     kept with marker names and arguments, and the span runs on to the end-of-turn token.
 
