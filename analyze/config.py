@@ -27,6 +27,7 @@ SMOKE_DIR_SUFFIX = "-smoke"  # `train --smoke` writes into run.output_dir + this
 OVERLONG_POLICIES = ("cut_turns", "truncate", "drop")
 SUGGEST_POLICIES = ("coverage", "supervised")
 RUN_DEVICES = ("auto", "cuda", "cpu")
+PRECISIONS = ("auto", "fp32")
 PLATEAU_ACTIONS = ("warn", "stop")
 # transformers schedules that need no extra arguments (a test checks each is a transformers SchedulerType)
 LR_SCHEDULERS = (
@@ -116,6 +117,12 @@ class RunConfig:
     )
     device: str = _f(
         "auto", "train: auto (CUDA when present), cuda, or cpu (slow; for checks, not real runs)", choices=RUN_DEVICES
+    )
+    precision: str = _f(
+        "auto",
+        "train: auto (bf16 autocast where the GPU has bf16, fp16 on a T4, fp32 for architectures that overflow fp16 "
+        "there) or fp32 (no autocast: about twice the activation memory, slower)",
+        choices=PRECISIONS,
     )
     max_steps: int = _f(-1, "train: stop after this many optimizer steps (-1 = all epochs)", ge=-1)
     save_total_limit: int = _f(3, "train: keep at most this many checkpoints", ge=1)

@@ -13,6 +13,28 @@ from analyze.tokenizer import BUNDLED_MODELS, tokenizer_folder
 BUNDLED_CONFIGS = Path(__file__).parent / "bundled" / "configs"  # config.json of the default model, for offline use
 
 
+# Architectures (config.json `model_type`) whose activations overflow fp16's range (65,504) in training: on a GPU
+# without bf16 (a T4) they are computed in fp32. Gemma 3: transformers#36822 (activations near 800k); the rest as
+# unsloth's FORCE_FLOAT32 list has them in 2026 (NaN gradients in fp16).
+FP16_OVERFLOW = ("gemma3", "gemma3_text", "gemma3n", "gemma3n_text", "gpt_oss", "qwen3_5", "qwen3_5_text", "qwen3_moe",
+                 "glm4_moe")  # fmt: skip
+
+
+def overflows_fp16(config: dict | None) -> str | None:
+    """The model_type of a config.json (or of its text config) known to overflow fp16, else None.
+
+    >>> overflows_fp16({"model_type": "gemma3", "text_config": {"model_type": "gemma3_text"}})
+    'gemma3'
+    >>> overflows_fp16({"model_type": "qwen3"}), overflows_fp16(None)
+    (None, None)
+    """
+    config = config or {}
+    for kind in (config.get("model_type"), (config.get("text_config") or {}).get("model_type")):
+        if kind in FP16_OVERFLOW:
+            return kind
+    return None
+
+
 def bundled_config(model: str) -> dict | None:
     """The shipped config.json of a model (the default, Qwen/Qwen3-1.7B), or None."""
     path = BUNDLED_CONFIGS / f"{model.rsplit('/', 1)[-1]}.json"

@@ -170,3 +170,99 @@ def test_a_run_whose_loss_disagrees_with_the_model_falls_back_to_the_full_logits
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("loss:"))
     assert line.startswith("loss: full logits (the chunked loss differed from the model's own logits by"), line
+
+
+def _smoke_args(tmp_path) -> list[str]:
+    from tests.conftest import SAMPLE
+
+    return ["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path / "run"), "--run.max_steps", "2"]
+
+
+@pytest.mark.training
+def test_running_out_of_memory_in_the_loss_check_keeps_the_chunked_path(tmp_path, monkeypatch, capsys):
+    """An OOM inside the check says nothing against the path: the run goes on with it, unchecked."""
+    import train.trainer
+    from train.cli import main
+
+    real, reference_calls = train.trainer.loss_sum, []
+
+    def out_of_memory_in_the_reference(model, ids, pos, labels, path):
+        if path.name == FULL and not torch.is_grad_enabled():  # the check's full-logits reference
+            reference_calls.append(ids.shape)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.16 GiB")
+        return real(model, ids, pos, labels, path)
+
+    monkeypatch.setattr(train.trainer, "loss_sum", out_of_memory_in_the_reference)
+    assert main(_smoke_args(tmp_path)) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("loss:"))
+    assert line.startswith("loss: labelled positions only, in chunks")
+    assert line.endswith("unchecked: the check ran out of memory, the path is kept")
+    assert len(reference_calls) == 1  # checked once, not again at every step
+
+
+@pytest.mark.training
+def test_the_check_runs_on_a_window_no_longer_than_one_chunk_of_the_loss(tmp_path, monkeypatch, qwen3):
+    """The reference's full logits are (window × vocabulary): at most what one chunk of the chunked loss holds."""
+    from transformers import AutoModelForCausalLM
+
+    import train.trainer
+    from analyze.config import Config, with_values
+    from analyze.pipeline import tokenize_files
+    from tests.conftest import SAMPLE
+    from train.data import build
+    from train.model import load_model_config, pick_precision
+    from train.run import make_trainer
+    from train.smoke import tiny_config
+
+    cfg = with_values(Config(), {"optim.micro_batch_size": 2, "max_length": 512, "run.max_steps": 1})
+    data = build(cfg, qwen3, tokenize_files([SAMPLE], qwen3, keep_ids=True))
+    model = AutoModelForCausalLM.from_config(tiny_config(load_model_config(cfg.model), qwen3))
+    real, shapes = train.trainer.loss_sum, []
+
+    def record(model, ids, pos, labels, path):
+        if not torch.is_grad_enabled():
+            shapes.append((path.name, tuple(ids.shape), int((labels[:, 1:] != IGNORE).sum())))
+        return real(model, ids, pos, labels, path)
+
+    monkeypatch.setattr(train.trainer, "loss_sum", record)
+    trainer = make_trainer(cfg, data, model, qwen3, pick_precision("cpu"), tmp_path, say=lambda _: None)
+    trainer.args.eval_strategy, trainer.args.eval_on_start = "no", False
+    trainer.train()
+    window = chunk_tokens(model.config.vocab_size)
+    assert [s[0] for s in shapes] == [FULL, CHUNKED] and shapes[0][1:] == shapes[1][1:]
+    assert shapes[0][1] == (1, window) and window < cfg.max_length and shapes[0][2] > 0  # supervised tokens inside
+
+
+@pytest.mark.training
+def test_a_fallback_to_full_logits_the_plan_says_will_not_fit_stops_with_the_levers(tmp_path, qwen3):
+    """A mismatch still falls back; where the full logits will not fit, the run stops with the plan's message."""
+    from transformers import AutoModelForCausalLM
+
+    from analyze.config import Config, with_values
+    from analyze.errors import RunStopped
+    from analyze.pipeline import tokenize_files
+    from tests.conftest import SAMPLE
+    from train.data import build
+    from train.model import load_model_config, pick_precision
+    from train.run import full_logits_refusal, make_trainer
+    from train.smoke import tiny_config
+
+    cfg = with_values(Config(), {"optim.micro_batch_size": 4, "max_length": 2048, "run.max_steps": 1})
+    refusal = full_logits_refusal(cfg, 14.74)  # Qwen3-1.7B's full logits at 4 × 2048 on a T4: 16.8 GiB alone
+    assert refusal.startswith("the full logits need") and "fits this GPU (14.7 GiB)" in refusal
+    assert "--optim.micro_batch_size" in refusal  # a smaller micro-batch with the same effective batch: the lever
+    assert full_logits_refusal(with_values(cfg, {"max_length": 256, "optim.micro_batch_size": 1}), 14.74) is None
+
+    small = with_values(cfg, {"max_length": 256})
+    data = build(small, qwen3, tokenize_files([SAMPLE], qwen3, keep_ids=True))
+    model = AutoModelForCausalLM.from_config(tiny_config(load_model_config(cfg.model), qwen3))
+    said = []
+    trainer = make_trainer(small, data, model, qwen3, pick_precision("cpu"), tmp_path, say=said.append,
+                           full_logits_refusal=refusal)  # fmt: skip
+    trainer.loss_path = LossPath(CHUNKED, "test", LogitMap(scale=3.0))  # a logit map the model does not have
+    trainer.args.eval_strategy, trainer.args.eval_on_start = "no", False
+    with pytest.raises(RunStopped) as stopped:
+        trainer.train()
+    message = str(stopped.value)
+    assert message.startswith("the chunked loss differed from the model's own logits by") and refusal in message
+    assert "\n" not in message and not said  # one line, and nothing printed as if the run went on

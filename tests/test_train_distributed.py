@@ -153,12 +153,19 @@ def _even_rows_sample(tmp_path) -> Path:
 
 
 def test_one_and_two_processes_train_the_same(tmp_path):
+    """Same losses, and the same gradients of the lowest layer's adapters at the second optimizer step (at the first,
+    lora_B is still zero, so lora_A has no gradient): a gradient that does not reach the bottom of the model (a 4-bit
+    layer without a backward) would show there first."""
+    import torch
+
     data = _even_rows_sample(tmp_path)
     common = ["--smoke", "--data.train", str(data), "--lora.dropout", "0", "--optim.micro_batch_size", "2"]
     one, two = tmp_path / "one", tmp_path / "two"
-    single = [sys.executable, "-m", "train", *common, "--optim.grad_accum_steps", "2", "--output-dir", str(one)]
+    single = [sys.executable, __file__, "grads", str(one / "grads.pt"), *common, "--optim.grad_accum_steps", "2",
+              "--output-dir", str(one)]  # fmt: skip
     subprocess.run(single, env=_env(), check=True, capture_output=True, timeout=600)
-    double = [_launcher(), *LAUNCH, "-m", "train", *common, "--optim.grad_accum_steps", "1", "--output-dir", str(two)]
+    double = [_launcher(), *LAUNCH, __file__, "grads", str(two / "grads.pt"), *common, "--optim.grad_accum_steps", "1",
+              "--output-dir", str(two)]  # fmt: skip
     proc = subprocess.run(double, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = _steps(one / "log.csv"), _steps(two / "log.csv")
@@ -166,6 +173,39 @@ def test_one_and_two_processes_train_the_same(tmp_path):
     for kind in ("train", "eval"):
         for step, loss in a[kind].items():
             assert abs(loss - b[kind][step]) <= 1e-3 * loss, (kind, step, loss, b[kind][step])
+    ga, gb = torch.load(one / "grads.pt"), torch.load(two / "grads.pt")
+    assert ga.keys() == gb.keys() and {n for n in ga if "lora_B" in n} and {n for n in ga if "lora_A" in n}
+    for name, grad in ga.items():
+        assert grad.abs().sum() > 0, name  # the eval at step 0 came first: the gradient still reaches layer 0
+        torch.testing.assert_close(gb[name], grad, rtol=1e-3, atol=1e-7, msg=name)
+
+
+def lowest_layer_grads(path: Path, argv: list[str]) -> None:
+    """Worker: `train` with a callback that saves the lowest decoder layer's LoRA gradients at the second optimizer
+    step (after the all-reduce, before the update), from the main process."""
+    import torch
+    from transformers import TrainerCallback
+
+    import train.run as run_mod
+    from train.cli import main
+
+    class SaveGrads(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 1 and int(os.environ.get("RANK", 0)) == 0:
+                grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
+                         if p.requires_grad and ".layers.0." in n}  # fmt: skip
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(grads, path)
+
+    make = run_mod.make_trainer
+
+    def with_callback(*args, **kwargs):
+        trainer = make(*args, **kwargs)
+        trainer.add_callback(SaveGrads())
+        return trainer
+
+    run_mod.make_trainer = with_callback
+    sys.exit(main(argv))
 
 
 def test_a_non_finite_loss_on_one_process_stops_both(tmp_path):
@@ -241,6 +281,8 @@ def nan_on_rank_1(out: Path, argv: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "nan-on-rank-1":
         nan_on_rank_1(Path(sys.argv[2]), sys.argv[3:])
+    elif sys.argv[1] == "grads":
+        lowest_layer_grads(Path(sys.argv[2]), sys.argv[3:])
     elif sys.argv[1] == "once":
         once(Path(sys.argv[2]))
     else:

@@ -200,6 +200,22 @@ def fallback(path: LossPath, why: str) -> LossPath:
     return LossPath(name, why, path.logit_map, path.dtype)
 
 
+def check_window(labels: torch.Tensor, size: int) -> slice:
+    """The positions of one row (`labels`: (L,), unshifted) that the first-step loss check runs on: at most `size`
+    of them, from half a window before the first supervised token, so the check's full logits stay as small as one
+    chunk of the chunked loss. (A window may begin inside a conversation: the model then sees it from there, the
+    same for both losses compared.)
+
+    >>> labels = torch.tensor([-100] * 10 + [5, 6, 7] + [-100] * 7)
+    >>> check_window(labels, 8), check_window(labels, 100), check_window(labels[:3], 8)
+    (slice(5, 13, None), slice(0, 20, None), slice(0, 3, None))
+    """
+    supervised = (labels[1:] != IGNORE).nonzero()
+    first = int(supervised[0]) if len(supervised) else 0  # position `first` predicts the first supervised token
+    start = max(0, min(first - size // 2, len(labels) - size))
+    return slice(start, min(len(labels), start + size))
+
+
 def unwrap(model):
     """The transformers model inside DDP and peft wrappers (for its config and output layer, never to call)."""
     model = getattr(model, "module", model)

@@ -16,7 +16,9 @@ import torch
 from analyze.errors import UserError
 from analyze.load_errors import load_error
 from analyze.memory import CPU_OPTIMIZER, GPU_OPTIMIZER
+from analyze.model_files import overflows_fp16
 from analyze.tokenizer import BUNDLED_MODELS, model_positions, text_config, tokenizer_name
+from train.gpu_memory import emulating_t4
 
 # A model's embedding matrix may be padded past its tokenizer (Qwen3: 151,669 tokens, 151,936 rows; Phi-3: 32,011
 # and 32,064); a tokenizer under 90% of the rows is another vocabulary.
@@ -53,32 +55,21 @@ def resolve_device(requested: str, smoke: bool) -> str:
     )
 
 
-# Set to 1 to train on a larger GPU as on a T4: the fp16 path and memory capped at the T4's (`emulate_t4`). For
-# checking a T4 config, and the memory plan, on an A100 or H100.
-EMULATE_T4 = "LENGTHSCAN_EMULATE_T4"
-
-
-def emulating_t4() -> bool:
-    return os.environ.get(EMULATE_T4, "") not in ("", "0")
-
-
-def emulate_t4(total_gib: float) -> float:
-    """Cap this process's CUDA memory (`total_gib` of it) at the T4's; return that budget in GiB."""
-    from analyze.memory import GPUS
-
-    torch.cuda.set_per_process_memory_fraction(min(1.0, GPUS["T4"] / total_gib))
-    return GPUS["T4"]
-
-
-def pick_precision(device: str) -> Precision:
+def pick_precision(device: str, model_config=None, requested: str = "auto") -> Precision:
     """fp16 on pre-Ampere GPUs such as the T4 (or when emulating one), bf16 where the hardware has it, fp32 on the
-    CPU."""
+    CPU; fp32 on an fp16 GPU for an architecture that overflows fp16 (`FP16_OVERFLOW`), or when `requested`."""
     if device == "cpu":
         return Precision("cpu", "fp32", torch.float32, False, False, CPU_OPTIMIZER)
+    if requested == "fp32":
+        return Precision("cuda", "fp32 (run.precision), no autocast", torch.float32, False, False, GPU_OPTIMIZER)
     major, _ = torch.cuda.get_device_capability()
     # is_bf16_supported() can say True on a T4 (emulated); the capability is the real answer
     if major >= 8 and not emulating_t4():
         return Precision("cuda", "bf16 autocast, LoRA in fp32", torch.bfloat16, False, True, GPU_OPTIMIZER)
+    overflows = overflows_fp16(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
+    if overflows:
+        name = f"fp32, no autocast: {overflows} overflows fp16 and this GPU has no bf16"
+        return Precision("cuda", name, torch.float32, False, False, GPU_OPTIMIZER)
     return Precision("cuda", "fp16 autocast, LoRA in fp32", torch.float16, True, False, GPU_OPTIMIZER)
 
 
@@ -201,6 +192,29 @@ def attention_for(model_config) -> str:
     return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
 
 
+def keep_4bit_differentiable(model) -> int:
+    """Stop bitsandbytes repacking 4-bit weights for its CPU inference kernel; returns how many layers it covers.
+
+    On a CPU with AVX512-BF16, bitsandbytes 0.50's `Linear4bit` repacks its weight the first time it runs in eval
+    mode without grad (the loss check, every evaluation); from then on `matmul_4bit` takes `gemv_4bit`, which has no
+    backward, so no gradient reaches anything below a 4-bit layer and the forward changes. The flag it checks is
+    per layer: cleared, every forward takes the differentiable dequantize-and-matmul path, in train and in eval.
+    A layer already repacked is unpacked first.
+    """
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+        state = getattr(layer.weight, "quant_state", None)
+        if getattr(state, "packing_format_for_cpu", False):
+            layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                layer.weight.data, state
+            )
+    return len(layers)
+
+
 def pad_id(tokenizer) -> int:
     """The id that fills a batch's short rows. Padding is a sequence of its own with labels -100, so any id
     works: the pad token, else EOS (Llama 3 has no pad token), else 0."""
@@ -237,6 +251,8 @@ def load_model(model: str, precision: Precision, lora, gradient_checkpointing: b
     except Exception as e:  # missing, gated, offline, bitsandbytes or CUDA: each with its fix
         raise load_error(e, "model", model) from None
     base.config.use_cache = False  # a KV cache would switch off packed-sequence isolation
+    if precision.device == "cpu":
+        keep_4bit_differentiable(base)
     base = prepare_model_for_kbit_training(
         base,
         use_gradient_checkpointing=gradient_checkpointing,

@@ -130,7 +130,7 @@ def run(
 
     tokenized = data_mod.tokenize(cfg, tokenizer, files)
     check_ids_fit(tokenized.table, model_config, tokenizer, cfg.model, tokenized.paths)
-    budget = gpu_memory_gib() if device == "cuda" else None  # train plans for the GPU it runs on
+    budget = _gpu_budget() if device == "cuda" else None  # train plans for the GPU it runs on
     if auto_maxlen:
         cfg = _auto_maxlen(cfg, prov, tokenized, model_config, config_path, smoke, dry_run, say, budget)
     elif not prov.get("max_length", "").startswith("--max"):
@@ -151,6 +151,7 @@ def run(
     watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None, budget)
     refuse = device == "cuda" and cfg.run.memory_check
     memory = None if smoke else check_memory(cfg, budget, refuse=refuse, say=say)
+    refusal = full_logits_refusal(cfg, budget) if refuse else None
     if dry_run:
         say("dry run: stopped before loading the model")
         return RunResult(out, out / ADAPTER_DIR, out / LOG_CSV, data, None, None, None, plan, cfg, memory)
@@ -159,19 +160,23 @@ def run(
     if smoke:
         model_path = str(decided_by_main(lambda: _build_smoke_model(model_config, tokenizer, out, cfg.optim.seed)))
         say(f"smoke: tiny random {cfg.model} architecture with the real tokenizer in {model_path}")
-    precision = pick_precision(device)
+    precision = pick_precision(device, model_config, cfg.run.precision)
     say(f"precision: {precision.describe()}; 4-bit NF4 base (double quantisation), LoRA r={cfg.lora.r}")
     decided_by_main(lambda: save_resolved(cfg, prov, out / RESOLVED_CONFIG))
     model = load_model_for_run(model_path, precision, cfg)
-    trainer = make_trainer(cfg, data, model, tokenizer, precision, out, [watch], resuming=last is not None, say=say)
-    from train.trainer import NonFiniteLoss
+    peak = _peak_callback(precision)
+    callbacks = [watch] if peak is None else [watch, peak]
+    trainer = make_trainer(
+        cfg, data, model, tokenizer, precision, out, callbacks, last is not None, say, full_logits_refusal=refusal
+    )
+    from train.trainer import NonFiniteLoss, is_out_of_memory
 
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     except NonFiniteLoss as e:  # raised by every process at the same step (`PackedTrainer._stop_together`)
         raise RunStopped(_non_finite_message(cfg, e, out, precision)) from None
     except Exception as e:
-        if _is_oom(e):
+        if is_out_of_memory(e):
             raise RunStopped(_oom_message(cfg, memory)) from None
         raise
     adapter = out / ADAPTER_DIR
@@ -180,11 +185,20 @@ def run(
         tokenizer.save_pretrained(adapter)
         save_resolved(cfg, prov, adapter / RESOLVED_CONFIG)
         say(f"saved: LoRA adapter, tokenizer and resolved config in {adapter}; log in {out / LOG_CSV}")
-        if precision.device == "cuda":
-            say(_measured_memory(memory))
+        if peak is not None:
+            say(peak.line(memory))
         _plot_losses(out, say)
+        _say_usage(adapter, model_path, tokenizer, precision, smoke, say)
     loss = getattr(result, "training_loss", None)
     return RunResult(out, adapter, out / LOG_CSV, data, trainer.model, loss, trainer, plan, cfg, memory)
+
+
+def _say_usage(adapter: Path, model_path: str, tokenizer, precision, smoke: bool, say) -> None:
+    from train.usage import usage_lines
+
+    say("use it: the Python below loads the adapter, chats through the run's chat template and merges it")
+    for line in usage_lines(adapter, model_path, tokenizer, precision.compute_dtype, smoke):
+        say(line)
 
 
 def _build_smoke_model(model_config, tokenizer, out: Path, seed: int) -> Path:
@@ -210,11 +224,12 @@ def _own_tokenizer(cfg: Config):
 
 def load_model_for_run(model_path: str, precision, cfg: Config):
     from train.model import load_model
+    from train.trainer import is_out_of_memory
 
     try:
         return load_model(model_path, precision, cfg.lora, cfg.run.gradient_checkpointing, cfg.optim.seed)
     except Exception as e:
-        if _is_oom(e):
+        if is_out_of_memory(e):
             raise UserError(f"CUDA out of memory while loading {model_path!r}; choose a smaller model") from None
         raise
 
@@ -237,9 +252,10 @@ def make_trainer(
     extra_callbacks=(),
     resuming: bool = False,
     say: Callable[[str], None] = print,
+    full_logits_refusal: str | None = None,
 ):
     """The PackedTrainer for this config: arguments (the schedule in optimizer steps), collator, CSV and
-    TensorBoard logs."""
+    TensorBoard logs. `full_logits_refusal`: why the full-logits loss will not fit (stops a fallback to it)."""
     from transformers import TrainingArguments
     from transformers.integrations import TensorBoardCallback
 
@@ -300,6 +316,7 @@ def make_trainer(
         processing_class=tokenizer,
         callbacks=callbacks,
         loss_path=choose_loss_path(model, precision.device, precision.compute_dtype),
+        full_logits_refusal=full_logits_refusal,
         say=say,
     )
 
@@ -457,50 +474,73 @@ def save_resolved(cfg: Config, prov: dict[str, str], path: Path) -> None:
     atomic_write(path, dump(doc, f"resolved by train {__version__}: the config this run used"))
 
 
+# A loss that is not finite this early on the fp16 path is the forward overflowing fp16, not a learning rate that
+# has had no time to move the weights.
+EARLY_STEPS = 10
+
+
 def _non_finite_message(cfg: Config, e, out: Path, precision) -> str:
     last = last_complete_checkpoint(out) if out.is_dir() else None
     kept = f"the last good checkpoint is {last}; continue from it with --resume" if last else "no checkpoint yet"
+    what = f"the {e.kind} loss became {e.value} at step {e.step}"
+    if precision.fp16 and e.step <= EARLY_STEPS:
+        return (
+            f"{what}, in the first steps on the fp16 path: the model's forward overflows fp16 (a T4 has no bf16; "
+            f"Gemma 3 is known to); nothing from that step was applied or saved; rerun with --run.precision fp32 "
+            "(about twice the activation memory: the memory plan shows it), or on a GPU with bf16"
+        )
     cause = (
         "fp16 overflow (a T4 has no bf16) or too high a learning rate"
         if precision.fp16
         else "too high a learning rate or a diverging run"
     )
     return (
-        f"the training loss became {e.value} at step {e.step}, likely {cause}; nothing from that step was applied "
+        f"{what}, likely {cause}; nothing from that step was applied "
         f"or saved, {kept} after pulling a lever: lower --optim.learning_rate (now {cfg.optim.learning_rate:g}), "
         f"raise --schedule.warmup (now {cfg.schedule.warmup:g} guide steps), or lower --lora.alpha (now "
         f"{cfg.lora.alpha})"
     )
 
 
-def _is_oom(e: BaseException) -> bool:
-    import torch
+def _gpu_budget() -> float:
+    from train.gpu_memory import gpu_memory_gib
 
-    return isinstance(e, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(e)
-
-
-def gpu_memory_gib() -> float:
-    """Memory of the GPU this process trains on, in GiB (as the memory plan's budgets count it); a T4's, capped,
-    when emulating one (`train.model.EMULATE_T4`)."""
-    import torch
-
-    from analyze.memory import GIB
-    from train.model import emulate_t4, emulating_t4
-
-    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
-    return emulate_t4(total) if emulating_t4() else total
+    return gpu_memory_gib()
 
 
-def _measured_memory(memory: dict | None) -> str:
-    """The step's measured peak beside the plan's prediction (CUDA only), for the end of a run."""
-    import torch
+def _peak_callback(precision):
+    """The callback that measures the GPU's peak after the first step (None on the CPU)."""
+    if precision.device != "cuda":
+        return None
+    from train.gpu_memory import PeakAfterFirstStep
 
-    from analyze.memory import CONTEXT_GIB, GIB
+    return PeakAfterFirstStep()
 
-    measured = torch.cuda.max_memory_allocated() / GIB + CONTEXT_GIB
-    predicted = (memory or {}).get("peak_gib")
-    vs = f"; the memory plan predicted {predicted:.2f} ({predicted / measured - 1:+.0%})" if predicted else ""
-    return f"GPU memory: peak {measured:.2f} GiB measured (allocated + {CONTEXT_GIB} GiB context){vs}"
+
+def full_logits_refusal(cfg: Config, budget: float | None) -> str | None:
+    """Why a fallback to the full-logits loss would not fit (the plan's peak and the levers), or None where it fits
+    or the plan is unknown: a run stops there rather than run out of memory after its loss check."""
+    from dataclasses import replace
+
+    from analyze.memory import memory_model
+
+    m = memory_model(cfg, budget_gib=budget)
+    if m.shape is None:
+        return None
+    full = replace(m, settings=replace(m.settings, loss="full"))
+    plan = full.plan(cfg.max_length, cfg.optim.micro_batch_size)
+    if plan.fits(full.budget_gib):
+        return None
+    return (
+        f"the full logits need {plan.peak_gib:.1f} GiB at max_length {cfg.max_length} × micro_batch_size "
+        f"{cfg.optim.micro_batch_size}, more than fits {_gpu_text(full)}; "
+        f"{_memory_levers(cfg, full)}"
+    )
+
+
+def _gpu_text(m) -> str:
+    """'T4 (14.7 GiB)' or 'this GPU (14.7 GiB)'."""
+    return m.gpu if "GiB" in m.gpu else f"{m.gpu} ({m.budget_gib:.1f} GiB)"
 
 
 def check_memory(cfg: Config, budget: float | None, refuse: bool, say) -> dict:

@@ -7,7 +7,9 @@ import time
 import torch
 from transformers import Trainer
 
-from train.loss import FULL, LossPath, fallback, loss_sum
+from analyze.errors import RunStopped
+from analyze.memory import chunk_tokens
+from train.loss import FULL, LossPath, check_window, fallback, loss_sum, unwrap
 from train.rows import IGNORE
 
 # relative difference allowed between the two losses of one row: (fp32, 16-bit compute) — the same 16-bit logits,
@@ -15,12 +17,19 @@ from train.rows import IGNORE
 LOSS_CHECK_TOLERANCE = (1e-5, 2e-3)
 
 
-class NonFiniteLoss(Exception):
-    """The training loss became nan or inf: stop before the step is applied or saved."""
+def is_out_of_memory(e: BaseException) -> bool:
+    """A GPU (or CPU allocator) out-of-memory error, whatever type the kernel that ran out raised it as."""
+    text = str(e)
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
-    def __init__(self, step: int, value: float):
-        super().__init__(f"loss {value} at step {step}")
-        self.step, self.value = step, value
+
+class NonFiniteLoss(Exception):
+    """The training or eval loss became nan or inf: stop before the step is applied or saved. `step` is the optimizer
+    step being computed (training) or the last one applied (eval)."""
+
+    def __init__(self, step: int, value: float, kind: str = "training"):
+        super().__init__(f"{kind} loss {value} at step {step}")
+        self.step, self.value, self.kind = step, value, kind
 
 
 class PackedTrainer(Trainer):
@@ -34,9 +43,12 @@ class PackedTrainer(Trainer):
 
     loss_is_scaled_for_ga = True  # compute_loss already divides by the whole step's token count
 
-    def __init__(self, *args, loss_path: LossPath | None = None, say=print, **kwargs):
+    def __init__(
+        self, *args, loss_path: LossPath | None = None, full_logits_refusal: str | None = None, say=print, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.loss_path = loss_path or LossPath(FULL, "no path chosen")
+        self.full_logits_refusal = full_logits_refusal  # why the full logits will not fit, if the plan says so
         self._checked = False  # the loss path is checked against the model's own logits on the first batch
         self._say = say
         self.model_accepts_loss_kwargs = True  # makes Trainer count num_items_in_batch for every step
@@ -72,9 +84,15 @@ class PackedTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _check_loss_path(self, model, inputs) -> None:
-        """Compare the chosen loss with the model's own logits on the first row that has supervised tokens (no
-        dropout, no gradient); on any process's mismatch or error every process falls back one path (Liger →
-        chunked → full). Full logits may not fit where the memory plan assumed the chunked loss: said so."""
+        """Compare the chosen loss with the model's own logits on a window of the first row that has supervised
+        tokens (no dropout, no gradient), deciding for every process at once.
+
+        The reference costs no more than the step it checks: at most `chunk_tokens(vocabulary)` positions, the
+        logits the chunked loss holds at a time. A numeric mismatch or a kernel error on any process moves every
+        process one path down (Liger → chunked → full); running out of memory in the check says nothing against the
+        path, so the path is kept, unchecked. The full logits are the largest path: where the memory plan says they
+        will not fit (`full_logits_refusal`), the run stops with that message instead of running out of memory.
+        """
         if self.loss_path.name == FULL:
             self._checked = True
             self._say(self.loss_path.describe())
@@ -84,35 +102,45 @@ class PackedTrainer(Trainer):
             return  # a process has no supervised token in this batch: all check on the next one
         self._checked = True
         r = int(rows[0])
-        ids, pos, labels = (inputs[k][r : r + 1] for k in ("input_ids", "position_ids", "labels"))
+        window = check_window(inputs["labels"][r], chunk_tokens(unwrap(model).get_output_embeddings().weight.shape[0]))
+        ids, pos, labels = (inputs[k][r : r + 1, window] for k in ("input_ids", "position_ids", "labels"))
         while True:
-            error, failure = self._loss_error(model, ids, pos, labels)
+            error, failure, oom = self._loss_error(model, ids, pos, labels)
             tolerance = LOSS_CHECK_TOLERANCE[self.loss_path.dtype in (torch.float16, torch.bfloat16)]
-            bad = self._reduce(
-                torch.tensor([float(failure is not None or not error <= tolerance)], dtype=torch.float64)
-            )
-            if bad[0] == 0:
+            bad = not oom and (failure is not None or not error <= tolerance)
+            status = self._reduce(torch.tensor([float(bad), float(oom)], dtype=torch.float64))
+            if status[0] == 0 and status[1] > 0:
+                self._say(f"{self.loss_path.describe()}; unchecked: the check ran out of memory, the path is kept")
+                return
+            if status[0] == 0:
                 self._say(f"{self.loss_path.describe()}; equal to the full-logits loss within {error:.0e}")
                 return
             why = failure or f"differed from the model's own logits by {error:.1e}"
             self.loss_path = fallback(self.loss_path, f"the {self.loss_path.name} loss {why} on a process")
             if self.loss_path.name == FULL:
+                if self.full_logits_refusal:
+                    raise RunStopped(f"{self.loss_path.why}; {self.full_logits_refusal}")
                 self._say(f"{self.loss_path.describe()}; the memory plan assumed the chunked loss: this may not fit")
                 return
 
-    def _loss_error(self, model, ids, pos, labels) -> tuple[float, str | None]:
-        """Relative difference of the current path's loss from the full logits' on one row, or what failed."""
+    def _loss_error(self, model, ids, pos, labels) -> tuple[float, str | None, bool]:
+        """(relative difference of the current path's loss from the full logits' on one window, what failed, whether
+        it ran out of memory)."""
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad(), self.accelerator.autocast():
                 want, _, _ = loss_sum(model, ids, pos, labels, LossPath(FULL, "check"))
                 got, _, _ = loss_sum(model, ids, pos, labels, self.loss_path)
-            return abs(float(got) - float(want)) / max(abs(float(want)), 1e-6), None
+            return abs(float(got) - float(want)) / max(abs(float(want)), 1e-6), None, False
         except Exception as e:  # a kernel that does not run on this GPU: fall back, do not stop the run
-            return float("inf"), f"failed ({type(e).__name__}: {str(e).strip()[:120]})"
+            if is_out_of_memory(e):
+                return float("nan"), None, True
+            return float("inf"), f"failed ({type(e).__name__}: {str(e).strip()[:120]})", False
         finally:
             model.train(was_training)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # what the check held goes back before the first step
 
     def _stop_together(self, total: torch.Tensor | None) -> None:
         """Raise on every process when any of them ran out of memory (`total` None) or has a non-finite loss.
@@ -139,6 +167,8 @@ class PackedTrainer(Trainer):
         output = super().evaluation_loop(dataloader, description, True, ignore_keys, metric_key_prefix)
         prefix = metric_key_prefix
         sums = self._reduce(self._eval)
+        if not torch.isfinite(sums[0]):  # the same sums on every process: all stop together
+            raise NonFiniteLoss(self.state.global_step, float(sums[0]), "eval")
         if sums[1] > 0:
             output.metrics[f"{prefix}_loss"] = float(sums[0] / sums[1])
         self._since = time.perf_counter()  # tokens per second measure training, not evaluation
