@@ -196,7 +196,7 @@ def test_running_out_of_memory_in_the_loss_check_keeps_the_chunked_path(tmp_path
     assert main(_smoke_args(tmp_path)) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("loss:"))
     assert line.startswith("loss: labelled positions only, in chunks")
-    assert line.endswith("unchecked: the check ran out of memory, the path is kept")
+    assert line.endswith("unchecked: the check ran out of memory on a process, the path is kept")
     assert len(reference_calls) == 1  # checked once, not again at every step
 
 

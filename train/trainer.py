@@ -15,6 +15,8 @@ from train.rows import IGNORE
 # relative difference allowed between the two losses of one row: (fp32, 16-bit compute) — the same 16-bit logits,
 # rounded and summed in another order
 LOSS_CHECK_TOLERANCE = (1e-5, 2e-3)
+# why the check may not judge a path (it is then kept): neither is evidence against it
+UNCHECKED = ("the check ran out of memory", "the model's own loss was not finite")
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -105,12 +107,14 @@ class PackedTrainer(Trainer):
         window = check_window(inputs["labels"][r], chunk_tokens(unwrap(model).get_output_embeddings().weight.shape[0]))
         ids, pos, labels = (inputs[k][r : r + 1, window] for k in ("input_ids", "position_ids", "labels"))
         while True:
-            error, failure, oom = self._loss_error(model, ids, pos, labels)
+            error, failure, unchecked = self._loss_error(model, ids, pos, labels)
             tolerance = LOSS_CHECK_TOLERANCE[self.loss_path.dtype in (torch.float16, torch.bfloat16)]
-            bad = not oom and (failure is not None or not error <= tolerance)
-            status = self._reduce(torch.tensor([float(bad), float(oom)], dtype=torch.float64))
-            if status[0] == 0 and status[1] > 0:
-                self._say(f"{self.loss_path.describe()}; unchecked: the check ran out of memory, the path is kept")
+            bad = unchecked is None and (failure is not None or not error <= tolerance)
+            flags = [float(bad)] + [float(unchecked == reason) for reason in UNCHECKED]
+            status = self._reduce(torch.tensor(flags, dtype=torch.float64))
+            if status[0] == 0 and status[1:].any():
+                reason = UNCHECKED[int(status[1:].argmax())]
+                self._say(f"{self.loss_path.describe()}; unchecked: {reason} on a process, the path is kept")
                 return
             if status[0] == 0:
                 self._say(f"{self.loss_path.describe()}; equal to the full-logits loss within {error:.0e}")
@@ -123,20 +127,22 @@ class PackedTrainer(Trainer):
                 self._say(f"{self.loss_path.describe()}; the memory plan assumed the chunked loss: this may not fit")
                 return
 
-    def _loss_error(self, model, ids, pos, labels) -> tuple[float, str | None, bool]:
-        """(relative difference of the current path's loss from the full logits' on one window, what failed, whether
-        it ran out of memory)."""
+    def _loss_error(self, model, ids, pos, labels) -> tuple[float, str | None, str | None]:
+        """(relative difference of the current path's loss from the full logits' on one window, what failed, why
+        the check could not judge: one of UNCHECKED)."""
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad(), self.accelerator.autocast():
                 want, _, _ = loss_sum(model, ids, pos, labels, LossPath(FULL, "check"))
+                if not torch.isfinite(want):  # the forward itself overflowed: the non-finite guard will say so
+                    return float("nan"), None, UNCHECKED[1]
                 got, _, _ = loss_sum(model, ids, pos, labels, self.loss_path)
-            return abs(float(got) - float(want)) / max(abs(float(want)), 1e-6), None, False
+            return abs(float(got) - float(want)) / max(abs(float(want)), 1e-6), None, None
         except Exception as e:  # a kernel that does not run on this GPU: fall back, do not stop the run
             if is_out_of_memory(e):
-                return float("nan"), None, True
-            return float("inf"), f"failed ({type(e).__name__}: {str(e).strip()[:120]})", False
+                return float("nan"), None, UNCHECKED[0]
+            return float("inf"), f"failed ({type(e).__name__}: {str(e).strip()[:120]})", None
         finally:
             model.train(was_training)
             if torch.cuda.is_available():
