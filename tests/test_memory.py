@@ -18,12 +18,14 @@ from analyze.memory import (
     MARGIN,
     NF4_BYTES,
     OPTIMIZER_BYTES,
+    TIED_DEFAULTS,
     Settings,
     fit,
     gpu_budget,
     memory_model,
     model_shape,
     plan_memory,
+    tied_by_default,
 )
 from analyze.model_files import bundled_config, read_model_config
 from tests.conftest import SAMPLE
@@ -38,22 +40,63 @@ def test_the_parts_of_qwen3_1_7b_counted_by_hand():
     linear = (2 * 2048 * 2048 + 2 * 2048 * 1024 + 3 * 2048 * 6144) * 28
     assert linear == 1_409_286_144
     assert plan.parts["base weights (4-bit)"] * GIB == pytest.approx(linear * NF4_BYTES)
-    # LoRA r=16 on all seven: r × (in + out) each; fp32 weight and gradient, 8-bit Adam's two states
+    # LoRA r=16 on all seven: r × (in + out) each; fp32 weight and 8-bit Adam's two states; in the step its fp32
+    # gradient and autocast's fp16 copy
     lora = 16 * (2 * 4096 + 2 * 3072 + 3 * 8192) * 28
     assert lora == 17_432_576  # what peft prints as trainable for Qwen3-1.7B at r=16, all-linear
-    assert plan.parts["LoRA + grads + optimizer"] * GIB == pytest.approx(lora * (4 + 4 + 2))
+    assert plan.parts["LoRA + optimizer state"] * GIB == pytest.approx(lora * (4 + 2))
+    assert plan.parts["LoRA gradients and 16-bit copies"] * GIB == pytest.approx(lora * (4 + 2))
     # tied embeddings, upcast to fp32 by kbit preparation, and 57 RMSNorm weights
     assert plan.parts["embeddings and norms (fp32)"] * GIB == pytest.approx((151_936 * 2048 + 57 * 2048) * 4)
-    # gradient checkpointing keeps each layer's fp32 input (+ the final norm's input and output)
-    assert plan.parts["activations kept"] * GIB == pytest.approx((28 * 4 + 8) * 2048 * 512 * 4)
-    assert plan.parts["CUDA context"] == CONTEXT_GIB
+    # gradient checkpointing keeps each layer's fp32 input; rotary cos and sin (fp32, 128 wide) and the packed rows'
+    # bool mask (4 × 512 × 512) are made once per forward
+    tokens = 4 * 512
+    assert plan.parts["activations kept"] * GIB == 28 * 4 * 2048 * tokens + 2 * 4 * 128 * tokens + 4 * 512 * 512
+    # the peak is the chunked loss's forward: the final norm's fp32 input and output, the 2,044 labelled positions'
+    # hidden states in fp32 and fp16, the fp16 head twice (the model's lm_head on no position, the loss's own),
+    # and one chunk of 110 positions' fp32 logits and log-softmax
+    loss = 2 * 4 * 2048 * tokens + (4 + 2) * 2048 * 2044 + 2 * (2 * 151_936 * 2048) + 2 * 4 * 110 * 151_936
+    assert plan.parts["loss (transient)"] * GIB == loss == 1_437_034_496
+    assert plan.moment == "training step" and plan.parts["CUDA context"] == CONTEXT_GIB
     assert plan.peak_gib == pytest.approx(sum(plan.parts.values()))
+
+
+def test_the_last_layer_recomputed_counted_by_hand():
+    """At 4 × 2048 tokens the peak is the last layer recomputed for its backward (per token, on CUDA's fp16 path)."""
+    plan = plan_memory(QWEN, 2048, 4)
+    adapters = 6 * ((1 + 2) * 2048 + 2 * 16) + (1 + 2) * 6144 + 2 * 16  # dropout's bool mask, lora_A and B inputs
+    saved = adapters + 4 * 2048 + 4 * (2048 + 1024) + (2 * 4 * 2048 + 4 * 16) + 3 * 4 * 6144
+    assert saved == 166_176  # + residual, q/k norm inputs, SDPA's q, k, v, output, log-sum-exp; the MLP's three
+    top = (4 + 2) * 2048  # the gradient arriving at the layer's top, fp32 and its fp16 copy
+    down_proj = 4 * (2 * 2048 + 6144) + 4 * 6144  # MLP input and product, base output, dropout's output (fp32)
+    tokens, mask = 4 * 2048, 2 * 4 * 2048 * 2048  # the fp16 mask SDPA keeps
+    assert plan.parts["layer recompute (transient)"] * GIB == (top + saved + down_proj) * tokens + mask
 
 
 def test_untied_embeddings_cost_one_more_vocabulary_matrix():
     untied = replace(QWEN, tied=False)
     extra = plan_memory(untied, 512, 4).peak_gib - plan_memory(QWEN, 512, 4).peak_gib
     assert extra * GIB == pytest.approx(151_936 * 2048 * 4)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "tied"),
+    [("llama", False), ("mistral", False), ("qwen2", False), ("qwen3", False), ("gemma3_text", True), ("gemma2", True)],
+)
+def test_a_config_without_tie_word_embeddings_gets_its_class_default(model_type, tied):
+    config = {k: v for k, v in bundled_config("Qwen/Qwen3-1.7B").items() if k != "tie_word_embeddings"}
+    assert model_shape(config | {"model_type": model_type}).tied is tied
+    assert model_shape(config | {"model_type": model_type, "tie_word_embeddings": not tied}).tied is not tied
+    multimodal = {"model_type": "gemma3", "text_config": config | {"model_type": "gemma3_text"}}
+    assert model_shape(multimodal).tied  # Gemma 3 4B+: neither level says
+
+
+def test_the_class_defaults_are_transformers_own():
+    from transformers import CONFIG_MAPPING
+
+    for model_type, tied in TIED_DEFAULTS.items():
+        assert CONFIG_MAPPING[model_type]().tie_word_embeddings is tied, model_type
+    assert not tied_by_default("no_such_architecture")  # unknown: one more matrix counted
 
 
 def test_the_peak_grows_with_what_should_grow_it():
@@ -66,8 +109,37 @@ def test_the_peak_grows_with_what_should_grow_it():
     assert plan_memory(QWEN, 1024, 4, Settings.from_config(lora_targets=("q_proj", "v_proj"))).peak_gib < base
     # the issue's numbers: the full logits alone are ~15 GB at 4 × 2048 and put the default model past a T4
     full = plan_memory(QWEN, 2048, 4, Settings.from_config(loss="full"))
-    assert full.parts["loss (transient)"] * GIB > 4 * 2048 * 151_936 * 12
+    assert full.parts["loss (transient)"] * GIB > 4 * 2047 * 151_936 * 12
     assert not full.fits(gpu_budget("T4")) and plan_memory(QWEN, 2048, 4).fits(gpu_budget("T4"))
+    assert "loss check" not in full.moments  # the full logits are not checked against themselves
+
+
+def test_fp32_precision_doubles_the_16_bit_tensors_and_drops_the_copies():
+    half, fp32 = (plan_memory(QWEN, 2048, 4, Settings.from_config(precision=p)) for p in ("16-bit", "fp32"))
+    assert fp32.parts["LoRA gradients and 16-bit copies"] * GIB == 17_432_576 * 4  # no fp16 copies
+    # per token, 2 more bytes for each adapter's input and output (the adapters' inputs: 6 × 2048 + 6144), SDPA's
+    # q, k, v and output, and the gradient into down_proj's adapter; dropout's output is lora_A's input, not a
+    # transient fp32 tensor beside its fp16 copy; the mask SDPA keeps is fp32
+    per_token = 2 * (6 * 2048 + 6144 + 7 * 16) + 2 * 4 * 2048 + 2 * 2048 - 4 * 6144
+    extra = fp32.parts["layer recompute (transient)"] - half.parts["layer recompute (transient)"]
+    assert extra * GIB == per_token * 4 * 2048 + 2 * 4 * 2048 * 2048
+    # at 1 × 1024 the fp16 path's peak is its loss, with two fp16 copies of the head: fp32 has none
+    short = plan_memory(QWEN, 1024, 1)
+    assert "loss (transient)" in short.parts
+    assert plan_memory(QWEN, 1024, 1, Settings.from_config(precision="fp32")).peak_gib < short.peak_gib
+    gemma3 = {"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26}
+    config = from_dict({"model": "google/gemma-3-1b-it"})
+    assert memory_model(config, gemma3, "x").settings.precision == "fp32"  # as train runs it on a T4
+    assert memory_model(from_dict({"gpu": "L4"}), gemma3, "x").settings.precision == "16-bit"
+    assert memory_model(config, gemma3, "x", budget_gib=14.7, precision="16-bit").settings.precision == "16-bit"
+
+
+def test_the_cpu_keeps_more_for_dropout_than_cuda():
+    """What the CPU measurements test differs from CUDA in one term: dropout keeps its fp32 noise, not a bool mask."""
+    cpu, cuda = (plan_memory(QWEN, 2048, 4, Settings.from_config(device=d)) for d in ("cpu", "cuda"))
+    extra = cpu.parts["layer recompute (transient)"] - cuda.parts["layer recompute (transient)"]
+    adapter_inputs = 3 * 2048 + 2048 + 2 * 2048 + 6144  # q, k, v; o; gate, up; down
+    assert extra * GIB == (4 - 1) * adapter_inputs * 4 * 2048
 
 
 def test_optimizer_state_sizes_are_those_the_trainer_uses():
@@ -81,9 +153,9 @@ def test_optimizer_state_sizes_are_those_the_trainer_uses():
     ("budget", "want"),
     [
         (40.0, (2048, 4, 4)),  # fits as it is
-        (7.0, (2048, 2, 8)),  # half the rows, twice the accumulation
-        (5.5, (2048, 1, 16)),
-        (4.0, None),  # nothing at 2048: shorter rows at micro-batch 1
+        (5.5, (2048, 2, 8)),  # half the rows, twice the accumulation
+        (5.0, (2048, 1, 16)),
+        (4.5, None),  # nothing at 2048: shorter rows at micro-batch 1
     ],
 )
 def test_fit_keeps_the_effective_batch_and_prefers_a_smaller_micro_batch(budget, want):
@@ -132,7 +204,7 @@ def test_configs_that_leave_sizes_to_their_class_defaults_and_vision_towers():
 def test_eager_attention_adds_its_scores():
     gemma2 = replace(QWEN, eager_attention=True)
     extra = plan_memory(gemma2, 2048, 4).peak_gib - plan_memory(QWEN, 2048, 4).peak_gib
-    assert extra * GIB >= 4 * 16 * 2048 * 2048 * 8  # micro-batch × heads × tokens² × bytes, in the recompute
+    assert extra * GIB == 4 * 16 * 2048 * 2048 * 8  # micro-batch × heads × tokens² × bytes, in the recompute
 
 
 def test_gpu_names_and_numbers():
