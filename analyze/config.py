@@ -121,7 +121,8 @@ class RunConfig:
     precision: str = _f(
         "auto",
         "train: auto (bf16 autocast where the GPU has bf16, fp16 on a T4, fp32 for architectures that overflow fp16 "
-        "there) or fp32 (no autocast: about twice the activation memory, slower)",
+        "there) or fp32 (no autocast: slower; attention and the adapters' inputs take twice the bytes, the memory "
+        "plan counts it)",
         choices=PRECISIONS,
     )
     max_steps: int = _f(-1, "train: stop after this many optimizer steps (-1 = all epochs)", ge=-1)

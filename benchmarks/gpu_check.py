@@ -78,23 +78,32 @@ def run_part(name: str, device: str, work: Path) -> dict:
 
 
 def part_memory(device: str) -> dict:
-    """bench_memory.py's GPU rows (on the CPU: its CPU rows), from the JSON file it writes."""
-    return _script("bench_memory.py", ["--device", device], device)
+    """bench_memory.py's GPU rows, without its own train run (part 4 is a longer one); on the CPU, one slice."""
+    if device == "cuda":
+        return _script("bench_memory.py", ["--device", "cuda", "--train-steps", "0"])
+    return _script("bench_memory.py", ["--models", "Qwen3-1.7B", "--lengths", "256", "--micro-batches", "1"])
 
 
 def part_trl(device: str) -> dict:
+    """bench_vs_trl.py on a Qwen3-1.7B-size random model (CPU: its smallest run)."""
     import importlib.util
 
     if importlib.util.find_spec("trl") is None:
         return {"skipped": "TRL is not installed (../shared/gpu/prepare.sh trl)"}
-    return _script("bench_vs_trl.py", ["--device", device], device)
+    if device != "cuda":
+        small = ["--hidden", "64", "--layers", "2", "--max-length", "128", "--micro-batch", "2", "--grad-accum", "1"]
+        return _script("bench_vs_trl.py", [*small, "--records", "100", "--steps", "2", "--repeats", "1"])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _qwen3_folder(Path(tmp) / "model", device)
+        args = ["--device", "cuda", "--model", str(folder), "--max-length", "1024", "--records", "600"]
+        return _script("bench_vs_trl.py", [*args, "--steps", "6", "--repeats", "2"])
 
 
-def _script(name: str, args: list[str], device: str) -> dict:
+def _script(name: str, args: list[str]) -> dict:
+    """Another benchmark script's JSON (it writes the file `--out` names)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
-        extra = [] if device == "cuda" else ["--quick"]
-        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args, *extra, "--out", str(out)],
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args, "--out", str(out)],
                               capture_output=True, text=True, cwd=ROOT)  # fmt: skip
         print(done.stdout[-3000:], end="", flush=True)
         if done.returncode:
@@ -192,8 +201,6 @@ def part_train(device: str) -> dict:
     """`train` for 20 steps (CPU: 4) on a Qwen3-1.7B-size random model (CPU: --smoke) with the bundled sample."""
     import csv
 
-    from analyze.model_files import bundled_config
-    from analyze.tokenizer import BUNDLED
     from train.outputs import LOG_CSV
 
     steps = 20 if device == "cuda" else 4
@@ -202,10 +209,7 @@ def part_train(device: str) -> dict:
         cmd = [sys.executable, "-m", "train", "--data.train", str(SAMPLE), "--run.max_steps", str(steps)]
         cmd += ["--output-dir", str(out), "--max_length", "1024"]
         if device == "cuda":
-            folder = _random_model(bundled_config("Qwen/Qwen3-1.7B"), Path(tmp) / "model", device)
-            for f in ("tokenizer.json", "tokenizer_config.json"):
-                shutil.copy(BUNDLED / "qwen3" / f, folder / f)
-            cmd += ["--model", str(folder)]
+            cmd += ["--model", str(_qwen3_folder(Path(tmp) / "model", device))]
         else:
             cmd += ["--smoke"]
         start = time.perf_counter()
@@ -230,6 +234,17 @@ def part_train(device: str) -> dict:
     }
     print(json.dumps(row, indent=1), flush=True)
     return row
+
+
+def _qwen3_folder(folder: Path, device: str) -> Path:
+    """A random-weight Qwen3-1.7B-size model with the bundled tokenizer beside it: a model folder `train` takes."""
+    from analyze.model_files import bundled_config
+    from analyze.tokenizer import BUNDLED
+
+    _random_model(bundled_config("Qwen/Qwen3-1.7B"), folder, device)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(BUNDLED / "qwen3" / f, folder / f)
+    return folder
 
 
 def _random_model(config: dict, folder: Path, device: str) -> Path:

@@ -73,3 +73,22 @@ def test_an_fp16_overflow_in_the_first_forward_stops_the_run_naming_the_remedy(t
     assert "loss became nan at step 0, in the first steps on the fp16 path" in lines[0]
     assert "overflows fp16" in lines[0] and "--run.precision fp32" in lines[0]
     assert not (out / "adapter").exists() and not list(out.glob("checkpoint-*"))
+
+
+def test_the_memory_plan_counts_fp32_where_train_computes_in_fp32():
+    """lengthscan's plan for a T4 and train's plan on the GPU it runs on both count Gemma 3 in fp32 there."""
+    from analyze.config import Config, with_values
+    from analyze.memory import memory_model
+
+    gemma = {"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
+             "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262_144}  # fmt: skip
+    on = {gpu: memory_model(with_values(Config(), {"gpu": gpu}), gemma, "test") for gpu in ("T4", "L4")}
+    assert (on["T4"].settings.precision, on["L4"].settings.precision) == ("fp32", "16-bit")
+    l4_cfg = with_values(Config(), {"gpu": "L4"})
+    assert on["T4"].plan(1024, 4).parts == memory_model(l4_cfg, gemma, "test", None, "fp32").plan(1024, 4).parts
+    assert on["T4"].plan(1024, 4).parts != on["L4"].plan(1024, 4).parts
+    qwen = memory_model(Config(), {**gemma, "model_type": "qwen3"}, "test")
+    assert qwen.settings.precision == "16-bit"  # Qwen3 keeps fp16 on a T4
+    # train on a GPU passes what pick_precision chose
+    fp32 = pick_precision("cpu").planned
+    assert memory_model(Config(), gemma, "test", 14.74, fp32).settings.precision == "fp32"

@@ -39,6 +39,11 @@ class Precision:
     def describe(self) -> str:
         return f"{self.name} on {self.device}, optimizer {self.optim}"
 
+    @property
+    def planned(self) -> str:
+        """The memory plan's name for it (`analyze.memory.COMPUTE_BYTES`): "fp32" or "16-bit"."""
+        return "fp32" if self.compute_dtype == torch.float32 else "16-bit"
+
 
 def resolve_device(requested: str, smoke: bool) -> str:
     """cuda or cpu, or a one-line error when a real run has no GPU."""

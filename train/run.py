@@ -150,8 +150,11 @@ def run(
         say(f"warning: {warning}")
     watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None, budget)
     refuse = device == "cuda" and cfg.run.memory_check
-    memory = None if smoke else check_memory(cfg, budget, refuse=refuse, say=say)
-    refusal = full_logits_refusal(cfg, budget) if refuse else None
+    # the GPU's precision decides the plan's bytes (fp32 for an architecture that overflows fp16 on a T4)
+    precision = None if device is None else pick_precision(device, model_config, cfg.run.precision)
+    planned = precision.planned if device == "cuda" else None
+    memory = None if smoke else check_memory(cfg, budget, refuse=refuse, say=say, precision=planned)
+    refusal = full_logits_refusal(cfg, budget, planned) if refuse else None
     if dry_run:
         say("dry run: stopped before loading the model")
         return RunResult(out, out / ADAPTER_DIR, out / LOG_CSV, data, None, None, None, plan, cfg, memory)
@@ -160,7 +163,6 @@ def run(
     if smoke:
         model_path = str(decided_by_main(lambda: _build_smoke_model(model_config, tokenizer, out, cfg.optim.seed)))
         say(f"smoke: tiny random {cfg.model} architecture with the real tokenizer in {model_path}")
-    precision = pick_precision(device, model_config, cfg.run.precision)
     say(f"precision: {precision.describe()}; 4-bit NF4 base (double quantisation), LoRA r={cfg.lora.r}")
     decided_by_main(lambda: save_resolved(cfg, prov, out / RESOLVED_CONFIG))
     model = load_model_for_run(model_path, precision, cfg)
@@ -487,7 +489,7 @@ def _non_finite_message(cfg: Config, e, out: Path, precision) -> str:
         return (
             f"{what}, in the first steps on the fp16 path: the model's forward overflows fp16 (a T4 has no bf16; "
             f"Gemma 3 is known to); nothing from that step was applied or saved; rerun with --run.precision fp32 "
-            "(about twice the activation memory: the memory plan shows it), or on a GPU with bf16"
+            "(slower; the memory plan counts its bytes), or on a GPU with bf16"
         )
     cause = (
         "fp16 overflow (a T4 has no bf16) or too high a learning rate"
@@ -517,14 +519,14 @@ def _peak_callback(precision):
     return PeakAfterFirstStep()
 
 
-def full_logits_refusal(cfg: Config, budget: float | None) -> str | None:
+def full_logits_refusal(cfg: Config, budget: float | None, precision: str | None = None) -> str | None:
     """Why a fallback to the full-logits loss would not fit (the plan's peak and the levers), or None where it fits
     or the plan is unknown: a run stops there rather than run out of memory after its loss check."""
     from dataclasses import replace
 
     from analyze.memory import memory_model
 
-    m = memory_model(cfg, budget_gib=budget)
+    m = memory_model(cfg, budget_gib=budget, precision=precision)
     if m.shape is None:
         return None
     full = replace(m, settings=replace(m.settings, loss="full"))
@@ -543,12 +545,13 @@ def _gpu_text(m) -> str:
     return m.gpu if "GiB" in m.gpu else f"{m.gpu} ({m.budget_gib:.1f} GiB)"
 
 
-def check_memory(cfg: Config, budget: float | None, refuse: bool, say) -> dict:
+def check_memory(cfg: Config, budget: float | None, refuse: bool, say, precision: str | None = None) -> dict:
     """Print the memory plan of this config; stop before the model loads when it is predicted not to fit the GPU
-    (`refuse`: training on one), else warn. Returns the plan as `train --dry-run --json` shows it."""
+    (`refuse`: training on one), else warn. Returns the plan as `train --dry-run --json` shows it. `precision`: the
+    plan's ("16-bit" or "fp32") as the GPU decided it; None: the config's GPU decides."""
     from analyze.memory import memory_model
 
-    m = memory_model(cfg, budget_gib=budget)  # the model's config.json, read as lengthscan reads it
+    m = memory_model(cfg, budget_gib=budget, precision=precision)  # config.json, read as lengthscan reads it
     doc: dict = {"gpu": m.gpu, "budget_gib": round(m.budget_gib, 2), "model_config": m.source}
     if m.shape is None:
         say(f"memory plan: unknown ({m.source})")
