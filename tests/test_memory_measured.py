@@ -50,13 +50,14 @@ def test_fp32_as_gemma_3_runs_on_a_t4():
 
 def test_bf16_stands_in_for_fp16():
     """The CPU runs the T4's fp16 path in bf16 (fp16 matmuls are ~100× slower there): both allocate the same,
-    but for the scratch space oneDNN's bf16 matmuls take (a few %, on this tiny model the most)."""
+    but for the scratch space oneDNN's matmuls take, which depends on the thread count and timing (33–92 KiB more
+    in bf16 seen on this 1.4 MiB step: 2–7%, on this tiny model the most). Held to the plan's own tolerance."""
     config = bench.slices()["Qwen3-1.7B"] | {"hidden_size": 64, "intermediate_size": 192, "num_attention_heads": 4,
                                               "num_key_value_heads": 2, "head_dim": 16}  # fmt: skip
     measured = bench.same_bytes_as_fp16(bench.slice_config(config, 2, 512), 64, 2)
     assert set(measured) == set(MOMENTS)
     for moment, (fp16, bf16) in measured.items():
-        assert fp16 > 0 and fp16 <= bf16 <= 1.05 * fp16, (moment, fp16, bf16)
+        assert fp16 > 0 and abs(bf16 - fp16) <= TOLERANCE * fp16, (moment, fp16, bf16)
 
 
 def test_the_plans_architecture_lists_are_what_transformers_builds():
