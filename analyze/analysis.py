@@ -9,13 +9,14 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from analyze.config import Config, SuggestConfig, with_values
+from analyze.config import with_values
 from analyze.formats import Options, load_tools
 from analyze.memory import Fit, MemoryModel, memory_model
-from analyze.model_files import model_limit
+from analyze.model_facts import model_limit
 from analyze.pipeline import Tokenized, cached, tokenize_files
 from analyze.plan import make_plan
 from analyze.reader import check_paths
+from analyze.schema import Config, SuggestConfig
 from analyze.split import eval_mask
 from analyze.stats import LengthStats, PlanStats, candidate_lengths, candidates, length_stats, plan_stats
 from analyze.suggest import Suggestion, suggest

@@ -8,16 +8,9 @@ import sys
 from pathlib import Path
 
 from analyze import __version__
-from analyze.config import (
-    DEFAULT_CONFIG_NAME,
-    config_keys,
-    config_path,
-    config_target,
-    field_meta,
-    load_config,
-    with_values,
-)
+from analyze.config import config_keys, config_path, config_target, field_meta, load_config, with_values
 from analyze.errors import UserError, run_command
+from analyze.schema import DEFAULT_CONFIG_NAME
 
 # Options that set a config key for this run (and, with --write-config, in the file): flag → dotted key.
 CONFIG_FLAGS = {

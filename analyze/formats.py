@@ -47,9 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyze.errors import SkipRecord
-
-AUTO = "auto"  # detect each record's format from its keys
-FORMATS = (AUTO, "messages", "sharegpt", "alpaca", "prompt_completion", "text")
+from analyze.schema import AUTO, FORMATS
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ casts it back to its input's dtype); attention and the LoRA matmuls are fp16. Ev
 allocations measured on the CPU (PyTorch's profiler) on one- and two-layer slices of Qwen3-1.7B, Llama-3.2-1B and
 Gemma-3-1B at their real widths (tests/test_memory_measured.py, benchmarks/bench_memory.py; docs/benchmarks.md).
 
->>> from analyze.model_files import bundled_config
+>>> from analyze.model_facts import bundled_config
 >>> qwen = model_shape(bundled_config("Qwen/Qwen3-1.7B"))
 >>> qwen.vocab, qwen.layers, qwen.tied
 (151936, 28, True)
@@ -24,11 +24,11 @@ Gemma-3-1B at their real widths (tests/test_memory_measured.py, benchmarks/bench
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass, field, replace
 
-from analyze.model_files import overflows_fp16, read_model_config
+from analyze.gpus import CONTEXT_GIB, NO_BF16, gpu_budget, gpu_name
+from analyze.model_facts import overflows_fp16, read_model_config, text_config, tied_embeddings
+from analyze.schema import Config
 
 GIB = 2**30
 # Logits the chunked loss makes at a time (train.loss): 8 bytes each in its forward, 16 in its backward (fp32).
@@ -37,34 +37,11 @@ MARGIN = 0.05  # a plan fits when its peak is at most (1 - MARGIN) of the GPU: f
 # architectures train runs with eager attention (no SDPA in transformers 5; `train.model.attention_for` decides at
 # run time): their attention keeps (heads × tokens × tokens) scores for backward
 EAGER_ATTENTION = {"gemma2"}
-# values a config.json may leave to its class's defaults (Gemma 3 4B+'s text_config omits these)
-TEXT_DEFAULTS = {
-    "gemma3_text": {"vocab_size": 262_208, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256},
-}
-# `tie_word_embeddings` as each architecture's config class defaults it (transformers 5), for a config.json without the
-# key; a test checks every entry against transformers. Other architectures ask transformers (`tied_by_default`).
-TIED_DEFAULTS = {
-    **dict.fromkeys(("gemma", "gemma2", "gemma3", "gemma3_text", "cohere", "cohere2", "starcoder2", "smollm3"), True),
-    **dict.fromkeys(("llama", "mistral", "ministral", "qwen2", "qwen3", "qwen2_vl", "qwen2_5_vl", "phi", "phi3",
-                     "granite", "olmo2", "glm4"), False),
-}  # fmt: skip
 # Architectures whose layers differ from Llama's in what they keep for backward (the attention module's source):
 QK_NORM = {"qwen3", "gemma3", "gemma3_text", "olmo2"}  # q and k RMS-normed: each norm keeps its fp32 input
 # norms after attention and MLP: two more fp32 inputs kept (OLMo 2 has no pre-MLP norm: one fewer than counted)
 SANDWICH_NORMS = {"gemma2", "gemma3", "gemma3_text", "olmo2"}
 MIXED_ATTENTION = {"gemma2", "gemma3", "gemma3_text"}  # sliding-window and full layers: two masks, two rotary tables
-# Memory of each GPU as torch reports it (total_memory, GiB): what the CUDA context and PyTorch's allocator share.
-GPUS = {
-    "T4": 14.74,  # "16 GB"; ECC and the driver keep the rest
-    "L4": 22.03,
-    "A10G": 22.06,
-    "A100-40GB": 39.39,
-    "A100-80GB": 79.15,
-    "H100": 79.10,
-}
-GPU_ALIASES = {"A100": "A100-40GB", "A100-40": "A100-40GB", "A100-80": "A100-80GB", "H100-80GB": "H100"}
-CONTEXT_GIB = 0.6  # the CUDA context, cuBLAS workspaces and allocator slack: outside the tensors counted below
-NO_BF16 = {"T4"}  # train computes architectures that overflow fp16 in fp32 there (`train.model.pick_precision`)
 GPU_OPTIMIZER, CPU_OPTIMIZER = "paged_adamw_8bit", "adamw_torch"  # the transformers `optim` train uses on each
 OPTIMIZER_BYTES = {GPU_OPTIMIZER: 2, CPU_OPTIMIZER: 8}  # optimizer state per trainable parameter
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4 bits, a double-quantised 8-bit absmax per 64, fp32 per 256 of those
@@ -79,35 +56,6 @@ ADAPTER_OUTPUT = {"cuda": None, "cpu": 4}  # None: the compute dtype
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # fused projections (Phi-3) named as their parts
 FUSED_NAMES = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
-
-
-def gpu_budget(gpu: str | float | int) -> float:
-    """GiB of a named GPU (`GPUS`, case-insensitive, 'A100' = the 40 GB one) or a number of GiB.
-
-    >>> gpu_budget("t4"), gpu_budget("A100"), gpu_budget(12), gpu_budget("24")
-    (14.74, 39.39, 12.0, 24.0)
-    """
-    name = str(gpu).strip()
-    try:
-        value = float(name)
-    except ValueError:
-        key = gpu_name(name)
-        if key is None:
-            raise ValueError(f"unknown GPU {gpu!r}") from None
-        return GPUS[key]
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"GPU memory {gpu!r} must be a positive number of GiB")
-    return value
-
-
-def gpu_name(gpu: str | float | int) -> str | None:
-    """The `GPUS` name a value stands for (case-insensitive, aliases resolved), or None (a number, or unknown).
-
-    >>> gpu_name("a100"), gpu_name("T4"), gpu_name(12)
-    ('A100-40GB', 'T4', None)
-    """
-    key = {k.lower(): k for k in [*GPUS, *GPU_ALIASES]}.get(str(gpu).strip().lower())
-    return GPU_ALIASES.get(key, key)
 
 
 @dataclass(frozen=True)
@@ -154,8 +102,7 @@ def model_shape(config: dict) -> ModelShape:
     ...              "intermediate_size": 128, "vocab_size": 1000}).head_dim
     16
     """
-    text = config.get("text_config") or config
-    text = TEXT_DEFAULTS.get(text.get("model_type"), {}) | text
+    text = text_config(config)
     if any(text.get(k) for k in ("num_experts", "num_local_experts", "n_routed_experts")):
         raise UnknownShape("mixture-of-experts models are not modelled")
     kinds = {text.get("model_type"), config.get("model_type")}
@@ -169,7 +116,7 @@ def model_shape(config: dict) -> ModelShape:
             head_dim=int(text.get("head_dim") or hidden // heads),
             intermediate=int(text["intermediate_size"]),
             vocab=int(text["vocab_size"]),
-            tied=_tied(config, text),
+            tied=tied_embeddings(config),
             other_linear=_vision_linear(config.get("vision_config")),
             eager_attention=bool(kinds & EAGER_ATTENTION),
             qk_norm=bool(kinds & QK_NORM),
@@ -178,35 +125,6 @@ def model_shape(config: dict) -> ModelShape:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UnknownShape(f"config.json lacks {e}") from None
-
-
-def _tied(config: dict, text: dict) -> bool:
-    """Whether the output layer shares the embeddings: the config's `tie_word_embeddings`, else its class's default.
-
-    >>> _tied({"model_type": "llama"}, {}), _tied({"model_type": "gemma3_text"}, {})
-    (False, True)
-    >>> _tied({"model_type": "gemma3", "text_config": {"tie_word_embeddings": False}}, {"tie_word_embeddings": False})
-    False
-    """
-    for where in (config, text):
-        if "tie_word_embeddings" in where:
-            return bool(where["tie_word_embeddings"])
-    return tied_by_default(config.get("model_type") or text.get("model_type"))
-
-
-@functools.cache
-def tied_by_default(model_type: str | None) -> bool:
-    """`tie_word_embeddings` of an architecture's config class: `TIED_DEFAULTS`, else asked of transformers (which
-    imports torch where installed: seconds, so only for a config that leaves the key out), else untied (one more
-    vocabulary matrix counted: the plan errs high)."""
-    if model_type in TIED_DEFAULTS or model_type is None:
-        return TIED_DEFAULTS.get(model_type, False)
-    try:
-        from transformers import CONFIG_MAPPING
-
-        return bool(getattr(CONFIG_MAPPING[model_type](), "tie_word_embeddings", False))
-    except Exception:  # unknown to this transformers, or a class that needs arguments: count the extra matrix
-        return False
 
 
 def _vision_linear(vision: dict | None) -> int:
@@ -248,8 +166,6 @@ class Settings:
     def from_config(cls, cfg=None, **changes) -> Settings:
         """The settings of `cfg` (default: the default config), with `changes` (e.g. `loss="full"`)."""
         if cfg is None:
-            from analyze.config import Config
-
             cfg = Config()
         targets = cfg.lora.target_modules
         settings = cls(
@@ -528,15 +444,13 @@ def fit(
     effective batch); else, at micro-batch 1, the longest multiple of `round_to` that fits. `s` and `round_to`:
     the default config's unless given.
 
-    >>> from analyze.model_files import bundled_config
+    >>> from analyze.model_facts import bundled_config
     >>> qwen = model_shape(bundled_config("Qwen/Qwen3-1.7B"))
     >>> f = fit(qwen, 2048, 4, 4, 5.5)
     >>> (f.max_length, f.micro_batch_size, f.grad_accum_steps), f.change.split(":")[0]
     ((2048, 2, 8), 'micro_batch_size 4 -> 2, grad_accum_steps 4 -> 8')
     """
     if s is None or round_to is None:
-        from analyze.config import Config
-
         s, round_to = s or Settings.from_config(), round_to or Config().suggest.round_to
     here = plan_memory(shape, max_length, micro_batch, s)
     if here.fits(budget_gib):

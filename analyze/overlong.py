@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analyze.config import OVERLONG_POLICIES
 from analyze.lengths import LengthTable
+from analyze.schema import OVERLONG_POLICIES
 
 
 @dataclass

@@ -26,11 +26,12 @@ import numpy as np
 
 from analyze import cache as cache_mod
 from analyze.errors import SkipRecord
-from analyze.formats import AUTO, Options, to_example
+from analyze.formats import Options, to_example
 from analyze.lengths import Chunk, LengthTable, TableBuilder
 from analyze.reader import RecordReader, SkipLog, check_paths, fingerprint, parse_record
 from analyze.render import Encoded, Renderer
 from analyze.sample import SampleInfo, SampleSpec, sample_records
+from analyze.schema import AUTO
 from analyze.split import content_hash
 from analyze.tokenizer import tokenizer_name
 

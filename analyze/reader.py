@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from analyze.errors import SkipRecord, UserError
-from analyze.sources import DEFAULT_SPLIT, DatasetSource, compressed, resolve, table_rows
+from analyze.schema import DEFAULT_SPLIT
+from analyze.sources import DatasetSource, compressed, resolve, table_rows
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"

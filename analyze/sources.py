@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from analyze.errors import UserError
-
-DEFAULT_SPLIT = "train"  # the split read from a Hugging Face dataset unless one is named (config `data.split`)
+from analyze.schema import DEFAULT_SPLIT
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 COMPRESSIONS = ("", ".gz", ".zst")

@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analyze.config import SUGGEST_POLICIES
 from analyze.lengths import LengthTable
 from analyze.overlong import apply_overlong
+from analyze.schema import SUGGEST_POLICIES
 from analyze.stats import percentile
 
 

@@ -71,23 +71,10 @@ def tokenizer_name(tokenizer) -> str:
     return f"bundled:{Path(name).name}" if Path(name).parent == BUNDLED else name
 
 
-def text_config(model_config):
-    """The language model's part of a model config (multimodal configs such as Gemma 3 4B+ nest it as
-    `text_config`): where its vocabulary size and position limit are."""
-    get = getattr(model_config, "get_text_config", None)
-    return get() if callable(get) else model_config
-
-
-def model_positions(model_config) -> int | None:
-    """The model's maximum positions from its config, or None."""
-    positions = getattr(text_config(model_config), "max_position_embeddings", None)
-    return int(positions) if positions else None
-
-
 def other_tokenizer(cfg) -> str | None:
     """The config's `tokenizer` when it is not the model's own (another hub id, folder or bundled one), else None.
 
-    >>> from analyze.config import Config
+    >>> from analyze.schema import Config
     >>> other_tokenizer(Config(tokenizer="bundled:qwen3")), other_tokenizer(Config(tokenizer="org/other"))
     (None, 'org/other')
     """
@@ -99,7 +86,7 @@ def measured_model(cfg) -> str:
     """The model whose tokens are counted, so whose position limit caps the suggestion: the config's `tokenizer`
     when it names another model (a hub id or folder), else `model`.
 
-    >>> from analyze.config import Config
+    >>> from analyze.schema import Config
     >>> measured_model(Config()), measured_model(Config(tokenizer="meta-llama/Llama-3.2-1B"))
     ('Qwen/Qwen3-1.7B', 'meta-llama/Llama-3.2-1B')
     """

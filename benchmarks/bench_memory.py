@@ -72,7 +72,7 @@ def slices() -> dict[str, dict]:
     """The models whose real widths the CPU benchmark slices."""
     from gpu_check import GEMMA3_1B_CLASS  # beside this script
 
-    from analyze.model_files import bundled_config
+    from analyze.model_facts import bundled_config
 
     qwen = bundled_config("Qwen/Qwen3-1.7B")
     return {"Qwen3-1.7B": qwen, "Llama-3.2-1B": LLAMA_1B_CLASS, "Gemma-3-1B": GEMMA3_1B_CLASS}
@@ -125,7 +125,7 @@ def packed_batch(vocab: int, length: int, rows: int, conversation: int | None = 
 def load(folder: Path, device: str, dtype, gradient_checkpointing: bool = True):
     """The model in `folder` through train's loader (4-bit NF4, LoRA as the default config has it) with compute dtype
     `dtype`: fp16 on CUDA is the T4's path; on the CPU, bf16 stands in for it."""
-    from analyze.config import Config
+    from analyze.schema import Config
     from train.model import Precision, load_model
 
     optim = "paged_adamw_8bit" if device == "cuda" else "adamw_torch"
@@ -324,8 +324,9 @@ def cuda_rows(lengths: list[int], micro_batch: int, steps: int, models: list[str
     reserved, and packed against padded throughput. `models`: names in `cuda_models()` (default: all)."""
     import torch
 
-    from analyze.config import Config
-    from analyze.memory import CONTEXT_GIB, GIB, GPUS, memory_model
+    from analyze.gpus import CONTEXT_GIB, GPUS
+    from analyze.memory import GIB, memory_model
+    from analyze.schema import Config
     from train.gpu_memory import emulate_t4
 
     total = torch.cuda.get_device_properties(0).total_memory / GIB
@@ -374,7 +375,7 @@ def cuda_rows(lengths: list[int], micro_batch: int, steps: int, models: list[str
 
 
 def cuda_models() -> dict[str, dict]:
-    from analyze.model_files import bundled_config
+    from analyze.model_facts import bundled_config
 
     return {"Qwen3-1.7B size": bundled_config("Qwen/Qwen3-1.7B"), "Llama-3.2-1B class": LLAMA_1B_CLASS}
 
@@ -385,7 +386,7 @@ def train_row(max_length: int, steps: int) -> dict:
     import csv
     import shutil
 
-    from analyze.model_files import bundled_config
+    from analyze.model_facts import bundled_config
     from analyze.tokenizer import BUNDLED
     from train.outputs import LOG_CSV
 
@@ -572,7 +573,7 @@ def main() -> None:
     p.add_argument("--precision", choices=["16-bit", "fp32"], default="16-bit", help="CPU: the path measured")
     p.add_argument("--max-length", type=int, default=2048, help="--loss: tokens per row")
     p.add_argument("--micro-batch", type=int, default=4, help="--loss and CUDA: rows per micro-batch")
-    from analyze.model_files import bundled_config
+    from analyze.model_facts import bundled_config
 
     qwen = bundled_config("Qwen/Qwen3-1.7B")
     p.add_argument("--vocab", type=int, default=qwen["vocab_size"], help="--loss: vocabulary (Qwen3's)")

@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analyze.config import Config, LoraConfig
+from analyze.model_facts import load_model_config
 from analyze.pipeline import tokenize_files
 from analyze.plan import Plan, make_plan
+from analyze.schema import Config, LoraConfig
 from analyze.stats import plan_stats
 from analyze.tokenizer import load_tokenizer
 from train.collate import PackedCollator
 from train.loss import choose_loss_path, loss_sum
-from train.model import load_model, load_model_config, pick_precision
+from train.model import load_model, pick_precision
 from train.rows import PackedRows
 from train.smoke import build_tiny_model
 

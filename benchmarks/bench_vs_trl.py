@@ -8,7 +8,7 @@
 Three arms, each run in a process of its own, interleaved (ours, trl_padded, trl_packed, ours, …):
 
     ours        `train`'s own pipeline: config → train.data tokenize / build (packed rows) → train.model.load_model
-                → train.run.make_trainer (PackedTrainer), exactly as `train` runs it
+                → train.trainer_setup.make_trainer (PackedTrainer), exactly as `train` runs it
     trl_padded  SFTTrainer, assistant_only_loss=True, one conversation per row, padded to the micro-batch's longest
     trl_packed  SFTTrainer, assistant_only_loss=True, packing=True (TRL's default: best-fit decreasing, padding-free)
 
@@ -67,7 +67,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from analyze.config import Config, with_values  # noqa: E402  (no torch: the module imports in milliseconds)
+from analyze.config import with_values  # noqa: E402  (no torch: the module imports in milliseconds)
+from analyze.schema import Config  # noqa: E402
 
 DEFAULTS = Config()
 SAMPLE = ROOT / "data" / "hh-rlhf-helpful-base-test.messages.jsonl"
@@ -266,19 +267,21 @@ def batch_tokens(inputs: dict) -> tuple[int, int, int]:
 
 
 def run_ours(s: Settings, say=print) -> dict:
-    """`train`'s own pipeline, as `train.run.run` calls it, with the meter and memory probe added."""
+    """`train`'s own pipeline, as `train.fit.train` runs it, with the meter and memory probe added."""
     from analyze.tokenizer import load_tokenizer
     from train import data as data_mod
-    from train.run import load_model_for_run, make_trainer
+    from train.model import load_model
+    from train.trainer_setup import make_trainer
 
     cfg, precision = our_config(s), precision_for(s.device)
     tokenizer = load_tokenizer(s.tokenizer)
     start = time.perf_counter()
-    tokenized = data_mod.tokenize(cfg, tokenizer, cfg.data.train)
+    tokenized = data_mod.tokenize(cfg, tokenizer, data_mod.data_files(cfg))
     data = data_mod.build(cfg, tokenizer, tokenized)
     prep = time.perf_counter() - start
     memory = Memory(s.device)
-    model = load_model_for_run(s.model, precision, cfg)  # keep_4bit_differentiable inside, on the CPU
+    # as train loads it (its 4-bit layers keep a differentiable path on the CPU)
+    model = load_model(s.model, precision, cfg.lora, cfg.run.gradient_checkpointing, cfg.optim.seed)
     memory.loaded()
     meter = _meter()(s.device)
     trainer = make_trainer(cfg, data, model, tokenizer, precision, Path(s.out), [meter], say=say)
@@ -299,8 +302,9 @@ def run_trl(s: Settings, packing: bool, say=print) -> dict:
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     from trl import SFTConfig, SFTTrainer
 
+    from analyze.model_facts import load_model_config
     from analyze.tokenizer import load_tokenizer
-    from train.model import attention_for, keep_4bit_differentiable, load_model_config
+    from train.model import attention_for, keep_4bit_differentiable
 
     datasets.disable_progress_bars()
     cfg, precision = our_config(s), precision_for(s.device)
@@ -446,7 +450,7 @@ def build_model(folder: Path, tokenizer, hidden: int, layers: int, seed: int) ->
     import torch
     from transformers import AutoModelForCausalLM
 
-    from train.model import load_model_config
+    from analyze.model_facts import load_model_config
     from train.smoke import tiny_config
 
     tiny = tiny_config(load_model_config("Qwen/Qwen3-1.7B"), tokenizer)  # the vocabulary, special ids, fp32

@@ -118,8 +118,10 @@ def part_guard(device: str) -> dict:
     import torch
     from transformers import AutoConfig
 
-    from analyze.config import Config, with_values
-    from analyze.memory import CONTEXT_GIB, GIB, memory_model
+    from analyze.config import with_values
+    from analyze.gpus import CONTEXT_GIB
+    from analyze.memory import GIB, memory_model
+    from analyze.schema import Config
     from train.model import pick_precision
 
     sizes = GEMMA3_1B_CLASS if device == "cuda" else GEMMA3_1B_CLASS | TINY | {"vocab_size": 151_936}
@@ -238,7 +240,7 @@ def part_train(device: str) -> dict:
 
 def _qwen3_folder(folder: Path, device: str) -> Path:
     """A random-weight Qwen3-1.7B-size model with the bundled tokenizer beside it: a model folder `train` takes."""
-    from analyze.model_files import bundled_config
+    from analyze.model_facts import bundled_config
     from analyze.tokenizer import BUNDLED
 
     _random_model(bundled_config("Qwen/Qwen3-1.7B"), folder, device)

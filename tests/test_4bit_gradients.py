@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from analyze.config import Config
+from analyze.schema import Config
 
 pytestmark = pytest.mark.training
 

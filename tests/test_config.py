@@ -2,9 +2,10 @@
 
 import pytest
 
-from analyze.config import Config, default_yaml, from_dict, load_config, with_values
+from analyze.config import default_yaml, from_dict, load_config, with_values
 from analyze.config_write import update_config
 from analyze.errors import UserError
+from analyze.schema import Config
 from analyze.yaml_text import read_yaml
 
 USER_CONFIG = """\
@@ -153,7 +154,7 @@ def test_bad_values_stop_both_commands_in_one_line(tmp_path, capsys):
 def test_the_schedules_offered_are_transformers_schedules():
     from transformers import SchedulerType
 
-    from analyze.config import LR_SCHEDULERS
+    from analyze.schema import LR_SCHEDULERS
 
     assert set(LR_SCHEDULERS) <= {s.value for s in SchedulerType}
 

@@ -46,7 +46,7 @@ def test_template_refused_looks_at_where_the_error_was_raised():
 
 
 def test_a_missing_model_and_tokenizer_offline_say_how_to_get_them():
-    from train.model import load_model_config
+    from analyze.model_facts import load_model_config
 
     with pytest.raises(UserError, match=r"not on this machine .*hf download nobody-xyz/no-such-model"):
         load_model_config("nobody-xyz/no-such-model")
@@ -55,7 +55,7 @@ def test_a_missing_model_and_tokenizer_offline_say_how_to_get_them():
 
 
 def test_a_folder_that_does_not_exist_or_holds_no_model_says_so(tmp_path):
-    from train.model import load_model_config
+    from analyze.model_facts import load_model_config
 
     with pytest.raises(UserError, match=r"model folder .*missing' does not exist; set `model`"):
         load_model_config(str(tmp_path / "missing"))

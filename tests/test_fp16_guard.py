@@ -77,8 +77,9 @@ def test_an_fp16_overflow_in_the_first_forward_stops_the_run_naming_the_remedy(t
 
 def test_the_memory_plan_counts_fp32_where_train_computes_in_fp32():
     """lengthscan's plan for a T4 and train's plan on the GPU it runs on both count Gemma 3 in fp32 there."""
-    from analyze.config import Config, with_values
+    from analyze.config import with_values
     from analyze.memory import memory_model
+    from analyze.schema import Config
 
     gemma = {"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
              "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262_144}  # fmt: skip

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import torch
 
-from analyze.memory import CONTEXT_GIB, GIB, GPUS
+from analyze.gpus import CONTEXT_GIB, GPUS
+from analyze.memory import GIB
 from train.gpu_memory import PeakAfterFirstStep, emulate_t4
 
 

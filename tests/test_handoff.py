@@ -102,8 +102,9 @@ def test_a_tokenizer_that_is_not_the_models_is_recorded(tmp_path, llama, capsys)
 
 @pytest.mark.integration
 def test_eval_holds_out_the_same_conversations_at_any_max_length(qwen3):
-    from analyze.config import Config, with_values
+    from analyze.config import with_values
     from analyze.pipeline import tokenize_files
+    from analyze.schema import Config
     from train.data import build
 
     tokenized = tokenize_files([SAMPLE], qwen3, keep_ids=True)
@@ -127,8 +128,9 @@ def test_eval_holds_out_the_same_conversations_at_any_max_length(qwen3):
 
 
 def test_duplicates_stay_on_one_side(tmp_path, qwen3, write_jsonl):
-    from analyze.config import Config, with_values
+    from analyze.config import with_values
     from analyze.pipeline import tokenize_files
+    from analyze.schema import Config
     from train.data import build
 
     chats = [
@@ -178,19 +180,22 @@ def test_the_trainer_takes_the_planned_steps(tmp_path, qwen3):
 
     from transformers import AutoModelForCausalLM
 
-    from analyze.config import Config, with_values
+    from analyze.config import with_values
+    from analyze.model_facts import load_model_config
     from analyze.pipeline import tokenize_files
+    from analyze.schema import Config
     from train.data import build
-    from train.model import load_model_config, pick_precision
-    from train.run import make_trainer, plan_schedule
+    from train.model import pick_precision
+    from train.schedule import schedule
     from train.smoke import tiny_config
+    from train.trainer_setup import make_trainer
 
     cfg = with_values(Config(), {"optim.micro_batch_size": 3, "optim.grad_accum_steps": 5, "max_length": 384})
     data = build(cfg, qwen3, tokenize_files([SAMPLE], qwen3, keep_ids=True))
     model = AutoModelForCausalLM.from_config(tiny_config(load_model_config(cfg.model), qwen3))
     trainer = make_trainer(cfg, data, model, qwen3, pick_precision("cpu"), tmp_path)
     batches = len(trainer.get_train_dataloader())
-    planned = plan_schedule(cfg, data)
+    planned = schedule(cfg, len(data.train), data.train.conversations, data.has_eval)
     assert math.ceil(batches / 5) == planned.steps_per_epoch
     assert planned.total_steps == math.ceil(3 * planned.steps_per_epoch)
     # and the Trainer is given the converted schedule

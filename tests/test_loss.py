@@ -206,13 +206,15 @@ def test_the_check_runs_on_a_window_no_longer_than_one_chunk_of_the_loss(tmp_pat
     from transformers import AutoModelForCausalLM
 
     import train.trainer
-    from analyze.config import Config, with_values
+    from analyze.config import with_values
+    from analyze.model_facts import load_model_config
     from analyze.pipeline import tokenize_files
+    from analyze.schema import Config
     from tests.conftest import SAMPLE
     from train.data import build
-    from train.model import load_model_config, pick_precision
-    from train.run import make_trainer
+    from train.model import pick_precision
     from train.smoke import tiny_config
+    from train.trainer_setup import make_trainer
 
     cfg = with_values(Config(), {"optim.micro_batch_size": 2, "max_length": 512, "run.max_steps": 1})
     data = build(cfg, qwen3, tokenize_files([SAMPLE], qwen3, keep_ids=True))
@@ -238,14 +240,17 @@ def test_a_fallback_to_full_logits_the_plan_says_will_not_fit_stops_with_the_lev
     """A mismatch still falls back; where the full logits will not fit, the run stops with the plan's message."""
     from transformers import AutoModelForCausalLM
 
-    from analyze.config import Config, with_values
+    from analyze.config import with_values
     from analyze.errors import RunStopped
+    from analyze.model_facts import load_model_config
     from analyze.pipeline import tokenize_files
+    from analyze.schema import Config
     from tests.conftest import SAMPLE
     from train.data import build
-    from train.model import load_model_config, pick_precision
-    from train.run import full_logits_refusal, make_trainer
+    from train.memory_check import full_logits_refusal
+    from train.model import pick_precision
     from train.smoke import tiny_config
+    from train.trainer_setup import make_trainer
 
     cfg = with_values(Config(), {"optim.micro_batch_size": 4, "max_length": 2048, "run.max_steps": 1})
     refusal = full_logits_refusal(cfg, 14.74)  # Qwen3-1.7B's full logits at 4 × 2048 on a T4: 16.8 GiB alone

@@ -8,28 +8,27 @@ from dataclasses import replace
 import pytest
 import torch
 
-import train.run as run_mod
+import train.fit as fit_mod
 from analyze.cli import main as lengthscan
-from analyze.config import Config, from_dict, load_config
+from analyze.config import from_dict, load_config
 from analyze.errors import UserError
+from analyze.gpus import CONTEXT_GIB, gpu_budget
 from analyze.memory import (
-    CONTEXT_GIB,
     GIB,
     MARGIN,
     NF4_BYTES,
     OPTIMIZER_BYTES,
-    TIED_DEFAULTS,
     Settings,
     fit,
-    gpu_budget,
     memory_model,
     model_shape,
     plan_memory,
-    tied_by_default,
 )
-from analyze.model_files import bundled_config, read_model_config
+from analyze.model_facts import TIED_DEFAULTS, bundled_config, read_model_config, tied_by_default
+from analyze.schema import Config
 from tests.conftest import SAMPLE
 from train.cli import main as train_main
+from train.memory_check import memory_plan, oom_message
 
 QWEN = model_shape(bundled_config("Qwen/Qwen3-1.7B"))
 
@@ -283,7 +282,7 @@ def test_train_dry_run_prints_the_plan(capsys):
 def test_train_refuses_before_loading_a_model_that_will_not_fit():
     cfg = from_dict({"max_length": 4096, "gpu": 6})
     with pytest.raises(UserError) as err:
-        run_mod.check_memory(cfg, None, refuse=True, say=lambda _: None)
+        memory_plan(cfg, None, refuse=True)
     message = str(err.value)
     assert "more than the 6.0 GiB" in message and "\n" not in message and "--run.memory_check false" in message
     assert "--optim.micro_batch_size 1 --optim.grad_accum_steps 16 fits" in message and "--lora.r" in message
@@ -292,7 +291,7 @@ def test_train_refuses_before_loading_a_model_that_will_not_fit():
 @pytest.mark.training
 def test_out_of_memory_in_training_ends_with_one_line_naming_the_levers(tmp_path, monkeypatch, capsys):
     """Simulated: the first decoder layer raises CUDA's out-of-memory error on the third forward."""
-    make, calls = run_mod.make_trainer, []
+    make, calls = fit_mod.make_trainer, []
 
     def oom_on_third_forward(*args, **kwargs):
         trainer = make(*args, **kwargs)
@@ -306,7 +305,7 @@ def test_out_of_memory_in_training_ends_with_one_line_naming_the_levers(tmp_path
         layer.register_forward_pre_hook(hook)
         return trainer
 
-    monkeypatch.setattr(run_mod, "make_trainer", oom_on_third_forward)
+    monkeypatch.setattr(fit_mod, "make_trainer", oom_on_third_forward)
     rc = train_main(["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
@@ -314,5 +313,5 @@ def test_out_of_memory_in_training_ends_with_one_line_naming_the_levers(tmp_path
     assert len(lines) == 1
     for lever in ("--optim.micro_batch_size", "--optim.grad_accum_steps", "--max_length", "--lora.r"):
         assert lever in lines[0]
-    message = run_mod._oom_message(Config(), {"peak_gib": 13.2, "budget_gib": 14.74})
+    message = oom_message(Config(), {"peak_gib": 13.2, "budget_gib": 14.74})
     assert "the memory plan predicted 13.2 of 14.7 GiB" in message

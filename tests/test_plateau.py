@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from analyze.config import Config, PlateauConfig, from_dict, load_config
+from analyze.config import from_dict, load_config
+from analyze.schema import Config, PlateauConfig
 from train.plateau.advice import start_warnings
 from train.plateau.judge import judge
 from train.plateau.report import StepScale, write_plateau_report

@@ -10,11 +10,12 @@ import pytest
 from analyze import plot
 from analyze.analysis import analyze
 from analyze.cli import main
-from analyze.config import Config, with_values
+from analyze.config import with_values
 from analyze.errors import UserError
 from analyze.lengths import LengthTable
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.reader import SkipLog
+from analyze.schema import Config
 from tests.conftest import SAMPLE
 
 pytest.importorskip("matplotlib")  # the optional `plot` extra; analyze.plot itself imports it only when drawing

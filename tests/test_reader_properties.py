@@ -24,9 +24,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analyze.errors import SkipRecord, UserError
-from analyze.formats import FORMATS, to_example
+from analyze.formats import to_example
 from analyze.pipeline import tokenize_files
 from analyze.reader import RecordReader, parse_record
+from analyze.schema import FORMATS
 
 # The default run is derandomized so CI is repeatable; the slow run explores new random cases every time.
 FAST = settings(max_examples=300, deadline=None, derandomize=True)

@@ -46,7 +46,7 @@ def test_readme_shows_the_current_default_config():
 
 def test_the_docs_list_every_gpu_of_the_memory_plan_with_its_memory():
     """docs/train.md restates the GPU table for readers; it must say what `analyze.memory.GPUS` says."""
-    from analyze.memory import GPUS
+    from analyze.gpus import GPUS
 
     text = " ".join((REPO / "docs" / "train.md").read_text().split())  # lines joined: a pair may wrap
     missing = [f"{name} {gib:.2f}" for name, gib in GPUS.items() if f"{name} {gib:.2f}" not in text]

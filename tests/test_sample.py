@@ -7,9 +7,10 @@ import pytest
 
 from analyze.analysis import analyze_files, numbers
 from analyze.cli import main
-from analyze.config import Config, with_values
+from analyze.config import with_values
 from analyze.errors import UserError
 from analyze.sample import SampleSpec, sample_records
+from analyze.schema import Config
 from tests.conftest import SAMPLE
 
 

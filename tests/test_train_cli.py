@@ -5,7 +5,7 @@ import pytest
 from analyze.config import load_config
 from tests.conftest import SAMPLE
 from train.cli import main, run_from_args
-from train.run import _oom_message
+from train.memory_check import oom_message
 
 
 def _error(capsys, argv) -> str:
@@ -71,9 +71,9 @@ def test_output_dir_with_checkpoints_needs_resume(tmp_path, capsys):
 
 
 def test_oom_message_names_the_levers():
-    from analyze.config import Config
+    from analyze.schema import Config
 
-    msg = _oom_message(Config())
+    msg = oom_message(Config())
     for lever in ("--optim.micro_batch_size", "--optim.grad_accum_steps", "--max_length", "gradient_checkpointing"):
         assert lever in msg
 
@@ -113,13 +113,13 @@ def test_auto_maxlen_sets_writes_and_tokenizes_once(tmp_path, write_jsonl, capsy
 
 
 def test_a_fresh_run_starts_its_logs_anew(tmp_path):
-    from train.run import _check_output_dir
+    from train.checkpoints import check_output_dir
 
     (tmp_path / "log.csv").write_text("step,train_loss\n1,3.0\n")  # a run stopped before its first checkpoint
     (tmp_path / "plateau.json").write_text("{}")
     (tmp_path / "watch.jsonl").write_text('{"step": 0, "verdict": "too_early"}\n')
     (tmp_path / "notes.txt").write_text("mine")
-    assert _check_output_dir(tmp_path, resume=False, smoke=False) is None
+    assert check_output_dir(tmp_path, resume=False, smoke=False) is None
     assert not (tmp_path / "log.csv").exists() and not (tmp_path / "plateau.json").exists()
     assert not (tmp_path / "watch.jsonl").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"

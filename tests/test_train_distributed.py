@@ -37,16 +37,17 @@ def _rows(cfg):
     from train import data as data_mod
 
     tok = load_tokenizer("bundled:qwen3")
-    return tok, data_mod.build(cfg, tok, data_mod.tokenize(cfg, tok, cfg.data.train))
+    return tok, data_mod.build(cfg, tok, data_mod.tokenize(cfg, tok, data_mod.data_files(cfg)))
 
 
 def worker(out: Path, data: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from train.model import load_model_config, pick_precision
-    from train.run import make_trainer
+    from analyze.model_facts import load_model_config
+    from train.model import pick_precision
     from train.smoke import tiny_config
+    from train.trainer_setup import make_trainer
 
     cfg = _config(data, out)
     tok, prepared = _rows(cfg)
@@ -136,8 +137,9 @@ def test_a_plateau_stop_stops_both_processes(tmp_path):
 def _even_rows_sample(tmp_path) -> Path:
     """A slice of the bundled sample whose train split packs into a multiple of 4 rows at the smoke's 256 tokens,
     so one process (2 rows × 2 micro-steps) and two (2 rows each) see the same rows in each step, unpadded."""
-    from analyze.config import Config, with_values
+    from analyze.config import with_values
     from analyze.pipeline import tokenize_files
+    from analyze.schema import Config
     from analyze.tokenizer import load_tokenizer
     from train.data import build
 
@@ -186,7 +188,7 @@ def lowest_layer_grads(path: Path, argv: list[str]) -> None:
     import torch
     from transformers import TrainerCallback
 
-    import train.run as run_mod
+    import train.fit as fit_mod
     from train.cli import main
 
     class SaveGrads(TrainerCallback):
@@ -197,14 +199,14 @@ def lowest_layer_grads(path: Path, argv: list[str]) -> None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(grads, path)
 
-    make = run_mod.make_trainer
+    make = fit_mod.make_trainer
 
     def with_callback(*args, **kwargs):
         trainer = make(*args, **kwargs)
         trainer.add_callback(SaveGrads())
         return trainer
 
-    run_mod.make_trainer = with_callback
+    fit_mod.make_trainer = with_callback
     sys.exit(main(argv))
 
 

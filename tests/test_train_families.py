@@ -120,7 +120,7 @@ def test_other_architectures_keep_packed_conversations_apart(config_class, qwen3
     from train.model import attention_for
     from train.smoke import tiny_config
 
-    config = tiny_config(getattr(transformers, config_class)(), qwen3)
+    config = tiny_config(getattr(transformers, config_class)().to_dict(), qwen3)  # as config.json reads
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, attn_implementation=attention_for(config)).eval()
     a, b = torch.randint(0, len(qwen3), (1, 7)), torch.randint(0, len(qwen3), (1, 5))
@@ -177,9 +177,9 @@ def test_a_multimodal_model_gets_adapters_on_its_language_model_only(tmp_path):
     """Gemma 3 4B+ loads with a vision tower: LoRA goes on the language model, its text config gives the limits."""
     from transformers import AutoModelForCausalLM, Gemma3Config
 
-    from analyze.config import LoraConfig
-    from analyze.tokenizer import model_positions
-    from train.model import load_model, load_model_config, pick_precision
+    from analyze.model_facts import load_model_config, model_positions
+    from analyze.schema import LoraConfig
+    from train.model import load_model, pick_precision
     from train.smoke import TINY
 
     text = {**TINY, "vocab_size": 512, "max_position_embeddings": 512}  # the smoke run's tiny sizes

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import train.run as run_mod
+import train.fit as fit_mod
 from analyze.errors import UserError
 from tests.conftest import REPO, SAMPLE
 from train.cli import run_from_args
@@ -77,14 +77,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
                 with torch.no_grad():
                     lora.fill_(float("inf"))
 
-    make = run_mod.make_trainer
+    make = fit_mod.make_trainer
 
     def with_overflow(*args, **kwargs):
         trainer = make(*args, **kwargs)
         trainer.add_callback(Overflow())
         return trainer
 
-    monkeypatch.setattr(run_mod, "make_trainer", with_overflow)
+    monkeypatch.setattr(fit_mod, "make_trainer", with_overflow)
     out = tmp_path / "run"
     with pytest.raises(UserError) as err:
         run_from_args([*SMOKE, "--output-dir", str(out)])

@@ -75,7 +75,7 @@ def _messages(chat):
 def tiny_model(qwen3):
     from transformers import AutoModelForCausalLM
 
-    from train.model import load_model_config
+    from analyze.model_facts import load_model_config
     from train.smoke import tiny_config
 
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from analyze.config import PlateauConfig
+from analyze.schema import PlateauConfig
 from train.plateau.judge import judge
 
 

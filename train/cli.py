@@ -10,8 +10,8 @@ import warnings
 from pathlib import Path
 
 from analyze import __version__
-from analyze.config import DEFAULT_CONFIG_NAME, SMOKE_DIR_SUFFIX
 from analyze.errors import UserError, run_command
+from analyze.schema import DEFAULT_CONFIG_NAME, SMOKE_DIR_SUFFIX
 from train.outputs import FIGURE, LOG_CSV
 
 # Short flags for the config keys users change most; every other key is --section.key VALUE.
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             return watch_command(argv[1:])
         result = run_from_args(argv)
         if build_parser().parse_known_args(argv)[0].json:
-            print(json.dumps(result.dry_run_json(), indent=2))
+            print(json.dumps(result.as_json(), indent=2))
         return 0
 
     return run_command("train", body, "the last checkpoint (if any) can be continued with --resume")
@@ -152,7 +152,7 @@ def run_from_args(argv: list[str] | None = None):
 
 
 def _smoke_values(cfg, overridden: set[str]) -> dict:
-    from train.run import SMOKE, SMOKE_MAX_LENGTH
+    from train.smoke import SMOKE, SMOKE_MAX_LENGTH
 
     extra = {k: (v, "--smoke") for k, v in SMOKE.items() if k not in overridden}
     if "run.output_dir" not in overridden:  # never the real run's folder: it would block or be resumed by it

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analyze.analysis import Analysis, analyze, check_skips, held_out, read_options
-from analyze.config import Config
 from analyze.errors import UserError
 from analyze.memory import memory_model
+from analyze.model_facts import model_positions
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.plan import Plan, make_plan
 from analyze.reader import check_paths
+from analyze.schema import Config
 from analyze.stats import optimizer_steps
-from analyze.tokenizer import files_fingerprint, model_positions, resolve_tokenizer_name
+from analyze.tokenizer import files_fingerprint, resolve_tokenizer_name
 from train.ranks import main_first
 from train.rows import PackedRows
 
@@ -29,6 +30,10 @@ class TrainData:
     train: PackedRows
     eval: PackedRows | None
     eval_source: str
+
+    @property
+    def has_eval(self) -> bool:
+        return self.eval is not None and len(self.eval) > 0
 
     def summary(self, micro_batch: int, grad_accum: int, world_size: int = 1) -> list[str]:
         """Rows, real-token share and steps per epoch packed vs unpacked (the guide's step counts were unpacked)."""
@@ -53,10 +58,25 @@ class TrainData:
         return lines
 
 
+def data_files(cfg: Config) -> list:
+    """The training files, resolved: a typo fails before anything slow; eval data may not be the training data."""
+    if not cfg.data.train:
+        raise UserError("no training data: set data.train in the config or pass --data.train FILE.jsonl")
+    files = check_paths(cfg.data.train, cfg.data.split, cfg.data.subset)
+    if cfg.data.eval:
+        same = set(files) & set(check_paths(cfg.data.eval, cfg.data.split, cfg.data.subset))
+        if same:
+            raise UserError(
+                f"data.eval reads the same data as data.train ({', '.join(map(str, same))}); name another file or a "
+                "dataset's other split, e.g. 'org/data[test]'"
+            )
+    return files
+
+
 def tokenize(cfg: Config, tokenizer, files: list) -> Tokenized:
-    """The files' token table with ids; with several processes the main one tokenizes (and fills the cache) first."""
+    """The token table with ids of `files` (`data_files`); with several processes the main one tokenizes (and fills
+    the cache) first."""
     options = read_options(cfg)
-    files = check_paths(files, cfg.data.split, cfg.data.subset)
     files_fp = files_fingerprint(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
     tokenized = main_first(
         lambda: tokenize_files(files, tokenizer, keep_ids=True, options=options, files_fp=files_fp)

@@ -13,7 +13,8 @@ import os
 import torch
 from transformers import TrainerCallback
 
-from analyze.memory import CONTEXT_GIB, GIB, GPUS
+from analyze.gpus import CONTEXT_GIB, GPUS
+from analyze.memory import GIB
 
 # Set to 1 to train on a larger GPU as on a T4: the fp16 path and memory capped at the T4's (`emulate_t4`). For
 # checking a T4 config, and the memory plan, on an A100 or H100.

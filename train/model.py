@@ -16,13 +16,11 @@ import torch
 from analyze.errors import UserError
 from analyze.load_errors import load_error
 from analyze.memory import CPU_OPTIMIZER, GPU_OPTIMIZER
-from analyze.model_files import overflows_fp16
-from analyze.tokenizer import BUNDLED_MODELS, model_positions, text_config, tokenizer_name
+from analyze.model_facts import load_model_config, overflows_fp16
 from train.gpu_memory import emulating_t4
 
 # A model's embedding matrix may be padded past its tokenizer (Qwen3: 151,669 tokens, 151,936 rows; Phi-3: 32,011
 # and 32,064); a tokenizer under 90% of the rows is another vocabulary.
-MIN_VOCAB_SHARE = 0.9
 # The parts of a multimodal model that text-only training never uses: no LoRA adapters there.
 NON_TEXT_MODULES = r".*(vision_tower|vision_model|visual|multi_modal_projector|audio_tower|embed_vision).*"
 
@@ -60,7 +58,7 @@ def resolve_device(requested: str, smoke: bool) -> str:
     )
 
 
-def pick_precision(device: str, model_config=None, requested: str = "auto") -> Precision:
+def pick_precision(device: str, model_config: dict | None = None, requested: str = "auto") -> Precision:
     """fp16 on pre-Ampere GPUs such as the T4 (or when emulating one), bf16 where the hardware has it, fp32 on the
     CPU; fp32 on an fp16 GPU for an architecture that overflows fp16 (`FP16_OVERFLOW`), or when `requested`."""
     if device == "cpu":
@@ -71,127 +69,23 @@ def pick_precision(device: str, model_config=None, requested: str = "auto") -> P
     # is_bf16_supported() can say True on a T4 (emulated); the capability is the real answer
     if major >= 8 and not emulating_t4():
         return Precision("cuda", "bf16 autocast, LoRA in fp32", torch.bfloat16, False, True, GPU_OPTIMIZER)
-    overflows = overflows_fp16(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
+    overflows = overflows_fp16(model_config)
     if overflows:
         name = f"fp32, no autocast: {overflows} overflows fp16 and this GPU has no bf16"
         return Precision("cuda", name, torch.float32, False, False, GPU_OPTIMIZER)
     return Precision("cuda", "fp16 autocast, LoRA in fp32", torch.float16, True, False, GPU_OPTIMIZER)
 
 
-def load_model_config(model: str):
-    """The model's config.json (a local folder, the hub cache, or the hub): small, so it is read before anything
-    slow. The bundled Qwen3 models' config is known offline."""
-    from transformers import AutoConfig
-
-    try:
-        # the bundled models' config is known, so their check never waits for the network
-        return AutoConfig.from_pretrained(model, local_files_only=model in BUNDLED_MODELS)
-    except Exception as e:  # OSError, hub errors, JSON errors: `load_error` tells them apart
-        if model in BUNDLED_MODELS:
-            return _bundled_config(model)
-        raise load_error(e, "model", model) from None
-
-
-def _bundled_config(model: str):
-    """The shipped config.json of the default model; for the other bundled Qwen3 sizes, what the family shares
-    (`analyze.model_files.family_config`: architecture, positions, special tokens) over the class's default sizes. The
-    memory plan never reads sizes from here: it reads the model's own config.json, and says "unknown" without it."""
-    from transformers import AutoConfig
-
-    from analyze.model_files import bundled_config, family_config
-
-    shipped = bundled_config(model)
-    if shipped is not None:
-        return AutoConfig.for_model(**shipped)
-    return AutoConfig.for_model(**family_config(model))
-
-
-def check_tokenizer_matches(model_config, tokenizer, model: str) -> None:
-    """The tokenizer must be the model's: its base vocabulary has embeddings, the vocabularies are about the same
-    size, and the ids the model's config names as BOS and EOS are special tokens of this tokenizer. Checked before
-    anything slow, since a wrong pair trains without an error and learns nothing useful. (Added tokens past the
-    embeddings, such as Gemma 3 1B's image token, are allowed; `check_ids_fit` stops data that uses them.)
-    """
-    config = text_config(model_config)
-    vocab, n = getattr(config, "vocab_size", None), len(tokenizer)
-    base = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=False)
-    name = tokenizer_name(tokenizer)
-    fix = f"leave `tokenizer` empty to use {model!r}'s own, or set `model` to the model {name!r} belongs to"
-    if vocab is not None and base > vocab:
-        raise UserError(
-            f"tokenizer {name!r} has {n:,} tokens but model {model!r} has embeddings for {vocab:,}: it is not this "
-            f"model's tokenizer; {fix}"
-        )
-    if vocab is not None and n < MIN_VOCAB_SHARE * vocab:
-        raise UserError(
-            f"tokenizer {name!r} has {n:,} tokens but model {model!r} has embeddings for {vocab:,}: another "
-            f"vocabulary; {fix}"
-        )
-    specials = {int(i) for i in tokenizer.added_tokens_decoder} | set(tokenizer.all_special_ids)
-    for key in ("bos_token_id", "eos_token_id"):
-        ids = getattr(config, key, None)
-        ids = [] if ids is None else ids if isinstance(ids, list) else [ids]
-        strange = [i for i in ids if isinstance(i, int) and i not in specials]
-        if strange and len(strange) == len(ids):
-            shown = tokenizer.convert_ids_to_tokens(strange[0]) if strange[0] < n else "nothing"
-            raise UserError(
-                f"model {model!r} ends or begins text with token id {strange[0]} ({key}), which is {shown!r} in "
-                f"tokenizer {name!r}, not a special token: another model family's tokenizer; {fix}"
-            )
-
-
-def check_ids_fit(table, model_config, tokenizer, model: str, paths: list) -> None:
-    """Every token id of the data has an embedding row (an added token past the model's vocabulary does not)."""
-    vocab = getattr(text_config(model_config), "vocab_size", None)
-    if vocab is None or table.ids is None or not len(table.ids):
-        return
-    import numpy as np
-
-    ids = np.asarray(table.ids)
-    if int(ids.max()) < vocab:
-        return
-    at = int(np.argmax(ids >= vocab))
-    row = int(np.searchsorted(table.offsets, at, side="right")) - 1
-    token = tokenizer.convert_ids_to_tokens(int(ids[at]))
-    where = f"{paths[int(table.file_index[row])]}:{int(table.line[row])}"
-    raise UserError(
-        f"{where}: token {token!r} (id {int(ids[at])}) has no embedding in model {model!r} ({vocab:,} rows); remove "
-        "it from the data or the chat template"
-    )
-
-
-def check_same_vocabulary(tokenizer, own, model: str) -> None:
-    """An explicit tokenizer must give every token of the model's own tokenizer (`own`) the same id; it may add
-    tokens (within the embedding rows, checked by `check_tokenizer_matches`)."""
-    mine, theirs = tokenizer.get_vocab(), own.get_vocab()
-    moved = [t for t, i in theirs.items() if mine.get(t) != i]
-    if moved:
-        name = tokenizer_name(tokenizer)
-        example = moved[0]
-        raise UserError(
-            f"tokenizer {name!r} is not model {model!r}'s: {len(moved):,} of its {len(theirs):,} tokens have other "
-            f"ids (e.g. {example!r} is {mine.get(example)} here, {theirs[example]} in the model's own); leave "
-            f"`tokenizer` empty to use the model's own, or set `model` to the model {name!r} belongs to"
-        )
-
-
-def check_max_length(model_config, max_length: int, model: str) -> None:
-    """max_length must fit the model's positions."""
-    limit = model_positions(model_config)
-    if limit is not None and max_length > limit:
-        raise UserError(
-            f"max_length {max_length} is above {model!r}'s limit of {limit} positions; set max_length to at most "
-            f"{limit} (or run with --auto-maxlen)"
-        )
-
-
 def attention_for(model_config) -> str:
     """SDPA (memory-efficient on a T4, which has no FlashAttention-2) where the architecture has it, else eager
-    (Gemma 2 in transformers 5). Both take transformers' packed-sequence mask from position_ids."""
-    from transformers import AutoModelForCausalLM
+    (Gemma 2 in transformers 5). Both take transformers' packed-sequence mask from position_ids. `model_config`: a
+    config.json dict or a transformers config."""
+    from transformers import CONFIG_MAPPING, AutoModelForCausalLM
 
     try:
-        cls = AutoModelForCausalLM._model_mapping[type(model_config)]
+        kind = model_config.get("model_type") if isinstance(model_config, dict) else None
+        config_class = CONFIG_MAPPING[kind] if kind else type(model_config)
+        cls = AutoModelForCausalLM._model_mapping[config_class]
     except (KeyError, ValueError):
         return "sdpa"  # not a known causal LM: from_pretrained will say so
     return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"

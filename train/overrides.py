@@ -21,8 +21,9 @@ import types
 import typing
 from typing import Any
 
-from analyze.config import Config, config_keys, flatten, from_dict, nearest, to_dict
+from analyze.config import config_keys, flatten, from_dict, nearest, to_dict
 from analyze.errors import UserError
+from analyze.schema import Config
 from analyze.yaml_text import parse_yaml
 
 

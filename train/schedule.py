@@ -13,7 +13,7 @@ On the bundled sample (2,241 train conversations in 831 rows of 512 tokens, 4 ×
 step holds 43.1 conversations, so the guide's 200-step warmup (3,200 conversations) would be 74 packed steps — half
 the run — and is capped at 5% of it:
 
->>> from analyze.config import Config
+>>> from analyze.schema import Config
 >>> s = schedule(Config(), train_rows=831, train_conversations=2241, has_eval=True)
 >>> s.steps_per_epoch, s.total_steps, s.warmup_steps, s.eval_steps, s.save_steps, s.plateau_steps, s.evals
 (52, 156, 7, 19, 19, 39, 10)
@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from analyze.config import Config
+from analyze.schema import Config
 from analyze.stats import optimizer_steps
 
 

@@ -11,7 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from analyze.errors import UserError
+from analyze.model_facts import text_config
 
+SMOKE_MAX_LENGTH = 256  # rows are capped for the CPU: the logits of a 150k vocabulary dominate the cost
+SMOKE_EVAL_ROWS = 8
+# What --smoke sets unless the command line says otherwise: a few CPU steps with a rate that visibly moves a
+# random model, so "the loss went down" is a real check of the gradient path.
+SMOKE = {
+    "run.device": "cpu",
+    "run.max_steps": 8,
+    "schedule.min_evals": 2,  # eval and save at steps 4 and 8
+    "run.logging_steps": 1,
+    "optim.micro_batch_size": 2,
+    "optim.grad_accum_steps": 2,
+    "optim.learning_rate": 5e-3,
+    "schedule.warmup": 0,
+    "optim.lr_scheduler": "constant",
+}
 # Small enough to train on a CPU, large enough that 4-bit blocks (64 values) and LoRA layers are real.
 TINY = {
     "hidden_size": 64,
@@ -23,12 +39,11 @@ TINY = {
 }
 
 
-def tiny_config(model_config, tokenizer):
-    """The model's (text) config with tiny sizes and the tokenizer's vocabulary and special tokens."""
-    from analyze.tokenizer import text_config
-
-    config = text_config(model_config)
-    values = config.to_dict()
+def tiny_config(model_config: dict, tokenizer):
+    """The model's (text) config (a config.json dict, `analyze.model_facts.load_model_config`) as a transformers
+    config with tiny sizes and the tokenizer's vocabulary and special tokens."""
+    config_class = _text_config_class(model_config)
+    values = config_class.from_dict(dict(text_config(model_config))).to_dict()  # the class's defaults filled in
     values.pop("layer_types", None)  # derived from num_hidden_layers again
     tiny = dict(TINY)
     head_dim = values.get("head_dim") or values["hidden_size"] // values["num_attention_heads"]
@@ -44,11 +59,31 @@ def tiny_config(model_config, tokenizer):
     values.pop("torch_dtype", None)
     values["dtype"] = "float32"  # a CPU model: the real config's bf16 would cost precision and speed there
     try:
-        return type(config).from_dict(values)
+        return config_class.from_dict(values)
     except Exception as e:  # transformers validates configs strictly; an architecture we cannot shrink
         raise UserError(
-            f"--smoke cannot build a tiny {config.model_type} model ({str(e).splitlines()[0][:160]}); check data and "
-            "config with --dry-run instead"
+            f"--smoke cannot build a tiny {values.get('model_type')} model ({str(e).splitlines()[0][:160]}); check "
+            "data and config with --dry-run instead"
+        ) from None
+
+
+def _text_config_class(model_config: dict):
+    """The transformers config class of the language model of a config.json."""
+    from transformers import CONFIG_MAPPING
+
+    text, kind = model_config.get("text_config"), model_config.get("model_type")
+    try:
+        if text is None:
+            return CONFIG_MAPPING[kind]
+        return (
+            CONFIG_MAPPING[text["model_type"]]
+            if "model_type" in text
+            else CONFIG_MAPPING[kind].sub_configs["text_config"]
+        )
+    except KeyError:
+        raise UserError(
+            f"--smoke cannot build a tiny {kind!r} model: this transformers does not know the architecture; upgrade "
+            "transformers, or check data and config with --dry-run instead"
         ) from None
 
 

@@ -3,7 +3,7 @@
 Levers, in the guide's order (impact/ease); the first is the guide's decision: "The first thing to try would be
 r=32 with alpha=32" (rank doubled, alpha/r kept).
 
->>> from analyze.config import Config
+>>> from analyze.schema import Config
 >>> for lever in levers(Config(), None)[:4]:
 ...     print(lever.number, lever.change)
 1 {'lora.r': 32, 'lora.alpha': 32}
@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from analyze.config import Config
+from analyze.schema import Config
 
 
 @dataclass

@@ -21,7 +21,7 @@ The guide (../shared/seed/training-tuning-guide.md, "When to Worry"):
 differences (insensitive to a steady trend) once there are `NOISE_MIN_EVALS` of them, `plateau.eval_tolerance`
 of the loss before that. The pure function is shared by the live watch and `train watch` (which replays a log).
 
->>> from analyze.config import PlateauConfig
+>>> from analyze.schema import PlateauConfig
 >>> evals = [(500, 2.9), (1000, 2.55), (1500, 2.50), (2000, 2.497), (2500, 2.495)]
 >>> train = [(s, 2.45 + 0.03 * (-1) ** (s // 50)) for s in range(1000, 2501, 50)]
 >>> v = judge(evals, train, PlateauConfig(), window_steps=1000)
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analyze.config import PlateauConfig
+from analyze.schema import PlateauConfig
 
 LOSS_FLOOR = (
     "A loss floor around 2.3–2.5 may be natural for dialogue data — next tokens in conversation are inherently "

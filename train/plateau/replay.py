@@ -14,8 +14,9 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from analyze.config import Config, load_config
+from analyze.config import load_config
 from analyze.errors import UserError
+from analyze.schema import Config
 from train.loss_plot import read_log
 from train.outputs import LOG_CSV, RESOLVED_CONFIG, VERDICTS_LOG
 from train.plateau.advice import advice_for

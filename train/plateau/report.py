@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from analyze.atomic import atomic_write
-from analyze.config import Config, default_yaml, flatten, to_file_dict
+from analyze.config import default_yaml, flatten, to_file_dict
 from analyze.config_write import set_values
+from analyze.schema import Config
 from train.outputs import NEXT_CONFIG, REPORT, REPORT_MD
 from train.plateau.advice import Lever, advice_for
 from train.plateau.judge import LOSS_FLOOR, Verdict

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from analyze.config import Config
+from analyze.schema import Config
 from train.outputs import NEXT_CONFIG, REPORT, REPORT_MD, VERDICTS_LOG
 from train.plateau.judge import Verdict, judge
 from train.plateau.report import StepScale, summary_lines, write_plateau_report
