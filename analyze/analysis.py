@@ -261,8 +261,8 @@ def check_skips(tokenized: Tokenized, max_skip: float) -> None:
         raise UserError(f"no record could be analysed: {skips.summary(n)}; first: {first}; check --format")
     if skips.total / (n + skips.total) > max_skip:
         raise UserError(
-            f"{skips.summary(n)}, more than data.max_skip {max_skip:g}; first: {first}; fix the data (--skipped-out "
-            "FILE lists every one), or allow it with --max-skip RATE"
+            f"{skips.summary(n)}, more than data.max_skip {max_skip:g}; first: {first}; fix the data (`lengthscan "
+            "DATA --skipped-out FILE` lists every one), or allow it with --max-skip RATE"
         )
 
 

@@ -8,49 +8,25 @@ import sys
 from pathlib import Path
 
 from analyze import __version__
-from analyze.config import config_keys, config_path, config_target, field_meta, load_config, with_values
+from analyze.config import config_path, config_target, load_config, with_values
 from analyze.errors import UserError, run_command
+from analyze.flags import Parser, add_config_flags, config_values
 from analyze.schema import DEFAULT_CONFIG_NAME
 
-# Options that set a config key for this run (and, with --write-config, in the file): flag → dotted key.
-CONFIG_FLAGS = {
-    "model": "model",
-    "tokenizer": "tokenizer",
-    "chat_template": "chat_template",
-    "format": "data.format",
-    "max_length": "max_length",
-    "overlong": "overlong",
-    "policy": "suggest.policy",
-    "target": "suggest.target",
-    "round_to": "suggest.round_to",
-    "gpu": "gpu",
-    "micro_batch_size": "optim.micro_batch_size",
-    "grad_accum_steps": "optim.grad_accum_steps",
-    "max_skip": "data.max_skip",
-    "split": "data.split",
-    "subset": "data.subset",
-}
-FLAG_HELP = {
-    "tokenizer": "hub id, local folder or bundled:qwen3 (default: the config's, else the model's own)",
-    "model": "the model you will train; its tokenizer and position limit are used (default: the config's)",
-}
-FLAG_METAVARS = {
-    "chat_template": "FILE",
-    "max_length": "N",
-    "round_to": "N",
-    "target": "Q",
-    "gpu": "NAME|GIB",
-    "micro_batch_size": "N",
-    "grad_accum_steps": "N",
-    "max_skip": "RATE",
-    "split": "NAME",
-    "subset": "NAME",
-}
+# What `lengthscan` accepted before the one grammar (analyze/flags.py): their unique prefixes still work for a release.
+BEFORE = (
+    "--help", "--config", "--model", "--tokenizer", "--chat-template", "--format", "--max-length", "--overlong",
+    "--policy", "--target", "--round-to", "--gpu", "--micro-batch-size", "--grad-accum-steps", "--max-skip", "--split",
+    "--subset", "--write-config", "--json", "--sample", "--lengths-out", "--skipped-out", "--plot", "--strict",
+    "--cache", "--no-cache", "--progress", "--no-progress", "--version",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="lengthscan",
+        before=BEFORE,
+        usage="%(prog)s [FILES ...] [options]",
         description="Token lengths of chat data as the trainer sees them: distribution, truncation, padding "
         "waste, and a suggested max_length (optionally written into the trainer's config).",
     )
@@ -60,18 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"YAML config to read (default: ./{DEFAULT_CONFIG_NAME} if present, else built-in defaults)",
     )
-    hints = config_keys()
-    for flag, key in CONFIG_FLAGS.items():  # help, choices and type from the config schema: one source
-        meta = field_meta(key)
-        help_text = FLAG_HELP.get(flag, meta["help"]) + f" (config key {key})"
-        p.add_argument(
-            "--" + flag.replace("_", "-"),
-            dest=flag,
-            type=hints[key] if hints[key] in (int, float) else str,  # `gpu` (a name or GiB) is read by the config
-            choices=meta["choices"],
-            metavar=FLAG_METAVARS.get(flag),
-            help=help_text.replace("%", "%%"),
-        )
     p.add_argument(
         "--write-config",
         nargs="?",
@@ -108,12 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bar on stderr (default: on for large inputs on a terminal)",
     )
     p.add_argument("--version", action="version", version=f"lengthscan {__version__}")
+    add_config_flags(p)  # every config key, `--section.key VALUE` and the short aliases, as `train` takes them
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command("lengthscan", lambda: run(args), "nothing was written")
+    return run_command("lengthscan", lambda: run(build_parser().parse_args(argv)), "nothing was written")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         cfg_file = Path(args.write_config)  # the file about to be edited is the run's config: read it first
     cfg = load_config(cfg_file)
     _check_args(args)
-    given = {key: getattr(args, flag) for flag, key in CONFIG_FLAGS.items() if getattr(args, flag) is not None}
+    flags = config_values(args)
+    given = {key: value for key, (value, _) in flags.items()}
     if "model" in given and "tokenizer" not in given:
         given["tokenizer"] = None  # another model: its own tokenizer, not the config's
     cfg = with_values(cfg, given, where="lengthscan options")
@@ -155,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from analyze.report import print_report
 
-        source = "--max-length" if args.max_length else (f"from {cfg_file}" if cfg_file else "default")
+        source = flags["max_length"][1] if "max_length" in flags else (f"from {cfg_file}" if cfg_file else "default")
         print_report(analysis, source)
     if written:
         target, created = written

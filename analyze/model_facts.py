@@ -292,11 +292,11 @@ def check_max_length(config: dict, max_length: int, model: str) -> None:
     >>> check_max_length({"max_position_embeddings": 512}, 1024, "org/m")
     Traceback (most recent call last):
     analyze.errors.UserError: max_length 1024 is above 'org/m''s limit of 512 positions; set max_length to at most \
-512 (or run with --auto-maxlen)
+512 (or run train with --auto-maxlen)
     """
     limit = model_positions(config)
     if limit is not None and max_length > limit:
         raise UserError(
             f"max_length {max_length} is above {model!r}'s limit of {limit} positions; set max_length to at most "
-            f"{limit} (or run with --auto-maxlen)"
+            f"{limit} (or run train with --auto-maxlen)"
         )

@@ -168,7 +168,7 @@ class ScheduleConfig:
     )
     warmup_max: float = _f(0.05, "…and at most this share of the run's optimizer steps", gt=0.0, le=1.0)
     eval_every: float = _f(200, "evaluate every N guide steps…", gt=0)
-    save_every: float = _f(200, "save a checkpoint every N guide steps… (--resume continues from the last)", gt=0)
+    save_every: float = _f(200, "save a checkpoint every N guide steps… (train --resume continues from the last)", gt=0)
     min_evals: int = _f(
         8, "…shortened so the run has at least this many evaluations and checkpoints (0 = never shortened)…", ge=0
     )
@@ -223,7 +223,7 @@ class Config:
         metadata={"help": "train: the guide's step numbers in its own units, converted to packed optimizer steps"},
     )
     suggest: SuggestConfig = field(
-        default_factory=SuggestConfig, metadata={"help": "how lengthscan and --auto-maxlen suggest max_length"}
+        default_factory=SuggestConfig, metadata={"help": "how lengthscan and train --auto-maxlen suggest max_length"}
     )
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapter"})
     optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "optimisation"})

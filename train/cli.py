@@ -11,24 +11,25 @@ from pathlib import Path
 
 from analyze import __version__
 from analyze.errors import UserError, run_command
+from analyze.flags import Parser, add_config_flags, config_values
 from analyze.schema import DEFAULT_CONFIG_NAME, SMOKE_DIR_SUFFIX
 from train.outputs import FIGURE, LOG_CSV
 
-# Short flags for the config keys users change most; every other key is --section.key VALUE.
-ALIASES = {"device": "run.device", "output_dir": "run.output_dir", "max_steps": "run.max_steps"}
+# What `train` (and its subcommands) accepted before the one grammar (analyze/flags.py) as argparse options: their
+# unique prefixes still work for a release. Config keys were never abbreviated.
+BEFORE = ("--help", "--config", "--auto-maxlen", "--smoke", "--dry-run", "--json", "--resume", "--version")
+BEFORE_PLOT = ("--help", "--out")
+BEFORE_WATCH = ("--help", "--json")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from analyze.config import config_keys
-
-    keys = ", ".join(config_keys())
-    shortcuts = ", ".join("--" + a.replace("_", "-") for a in ALIASES)
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="train",
+        before=BEFORE,
+        usage="%(prog)s [options] | %(prog)s watch PATH [--json] | %(prog)s plot RUN_DIR [--out FILE.png]",
         description="Packed-sequence QLoRA fine-tuning of a chat model on JSONL data, sized for a 16 GB T4.",
-        epilog=f"Any config value can be set as --KEY VALUE (or --KEY=VALUE). Keys: {keys}. "
-        f"Shortcuts: {shortcuts}. Multi-GPU: accelerate launch -m train --config …. "
-        "Loss curves of a run: train plot RUN_DIR.",
+        epilog="Every config value is a flag, --section.key VALUE or --section.key=VALUE (the same as lengthscan's; "
+        "dashes and underscores are the same). Multi-GPU: accelerate launch -m train --config ….",
     )
     p.add_argument(
         "--config",
@@ -54,6 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --dry-run: print one JSON document on stdout")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in run.output_dir")
     p.add_argument("--version", action="version", version=f"train {__version__}")
+    add_config_flags(p)
+    commands = p.add_subparsers(
+        prog="train", dest="command", title="subcommands (without one, train trains)", metavar="COMMAND"
+    )
+    watch = commands.add_parser(
+        "watch",
+        before=BEFORE_WATCH,
+        help="the plateau watch's verdict at every evaluation of a run's log",
+        description="Judge a run by the tuning guide: a train output folder, or any Trainer trainer_state.json.",
+    )
+    watch.add_argument(
+        "path", help=f"a `train` output folder ({LOG_CSV}), a trainer_state.json, or a folder holding one"
+    )
+    watch.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    plot = commands.add_parser(
+        "plot",
+        before=BEFORE_PLOT,
+        help="draw the loss curves of a run",
+        description="Draw train and eval loss of a run, plateau shaded.",
+    )
+    plot.add_argument("run_dir", help=f"the run's output folder (run.output_dir), holding {LOG_CSV}")
+    plot.add_argument("--out", metavar="FILE.png", help=f"where to write the figure (default RUN_DIR/{FIGURE})")
     return p
 
 
@@ -61,39 +84,29 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
 
     def body() -> int:
-        if argv[:1] == ["plot"]:
-            return plot_command(argv[1:])
-        if argv[:1] == ["watch"]:
-            return watch_command(argv[1:])
-        result = run_from_args(argv)
-        if build_parser().parse_known_args(argv)[0].json:
+        args = build_parser().parse_args(argv)
+        if args.command == "plot":
+            return plot_command(args)
+        if args.command == "watch":
+            return watch_command(args)
+        result = run_from_args(argv, args)
+        if args.json:
             print(json.dumps(result.as_json(), indent=2))
         return 0
 
     return run_command("train", body, "the last checkpoint (if any) can be continued with --resume")
 
 
-def plot_command(argv: list[str]) -> int:
+def plot_command(args: argparse.Namespace) -> int:
     """`train plot RUN_DIR [--out FILE.png]`: the loss curves of a finished (or running) run."""
-    p = argparse.ArgumentParser(prog="train plot", description="Draw train and eval loss of a run, plateau shaded.")
-    p.add_argument("run_dir", help=f"the run's output folder (run.output_dir), holding {LOG_CSV}")
-    p.add_argument("--out", metavar="FILE.png", help=f"where to write the figure (default RUN_DIR/{FIGURE})")
-    args = p.parse_args(argv)
     from train.loss_plot import plot_run
 
     print(f"train: wrote {plot_run(args.run_dir, args.out)}")
     return 0
 
 
-def watch_command(argv: list[str]) -> int:
+def watch_command(args: argparse.Namespace) -> int:
     """`train watch PATH [--json]`: the plateau watch's verdict at every evaluation of a run's log."""
-    p = argparse.ArgumentParser(
-        prog="train watch",
-        description="Judge a run by the tuning guide: a train output folder, or any Trainer trainer_state.json.",
-    )
-    p.add_argument("path", help=f"a `train` output folder ({LOG_CSV}), a trainer_state.json, or a folder holding one")
-    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    args = p.parse_args(argv)
     from train.plateau.replay import load_log, watch_report
 
     doc = watch_report(load_log(args.path))
@@ -112,14 +125,17 @@ def watch_command(argv: list[str]) -> int:
     return 0
 
 
-def run_from_args(argv: list[str] | None = None):
-    """Parse, resolve the config, print it, run; returns the `RunResult` (tests inspect the trained model)."""
+def run_from_args(argv: list[str] | None = None, args: argparse.Namespace | None = None):
+    """Parse (unless `args` is `argv` already parsed), resolve the config, print it, run; returns the `RunResult`
+    (tests inspect the trained model)."""
     argv = sys.argv[1:] if argv is None else argv
     from analyze.config import config_path, rebase_paths
     from analyze.yaml_text import read_yaml
-    from train.overrides import parse_overrides, resolve
+    from train.overrides import resolve
 
-    args, rest = build_parser().parse_known_args(argv)
+    args = build_parser().parse_args(argv) if args is None else args
+    if args.command:
+        raise UserError(f"`train {args.command}` does not train; run it as its own command")
     if args.json and not args.dry_run:
         raise UserError("--json goes with --dry-run (a training run reports in its output folder)")
     global _say_stream
@@ -128,11 +144,11 @@ def run_from_args(argv: list[str] | None = None):
     cfg_file = config_path(args.config)
     # paths in a config file are relative to its folder; on the command line, to the current one
     file_values = rebase_paths(read_yaml(cfg_file), cfg_file.parent) if cfg_file else {}
-    overrides = [(ALIASES.get(k, k), v) for k, v in parse_overrides(rest)]
+    overrides = config_values(args)
     label = str(cfg_file) if cfg_file else "default"
     cfg, prov = resolve(file_values, label, overrides)
     if args.smoke:
-        cfg, prov = resolve(file_values, label, overrides, _smoke_values(cfg, {k for k, _ in overrides}))
+        cfg, prov = resolve(file_values, label, overrides, _smoke_values(cfg, set(overrides)))
         _say(f"smoke: writing into {cfg.run.output_dir}, a folder of its own (replaced on the next --smoke)")
     if "max_length" in file_values and cfg.max_length_source and prov["max_length"] == label:
         prov["max_length"] = f"{label}, set by {cfg.max_length_source.get('set_by', '?')}: " + str(
