@@ -1,5 +1,5 @@
 """The repository's own promises: CI runs the README's test command; what the README and docs/ show — the sample
-report, the Python example, the default config, stated defaults — is what the code does today."""
+report, the Python example, the default config, stated defaults, links — is what the code does today."""
 
 import re
 
@@ -98,3 +98,62 @@ def test_defaults_the_option_table_states_are_the_configs():
     assert len(stated) >= 3, "the pattern no longer matches docs/lengthscan.md's option table: update this test"
     wrong = [(key, value) for value, key in stated if str(DEFAULTS[key]) != value]
     assert not wrong, f"docs/lengthscan.md states other defaults than the config: {wrong}"
+
+
+def test_defaults_the_train_key_tables_state_are_the_configs():
+    """docs/train.md's tables of keys, "| `KEY` | `DEFAULT` | meaning |", state the config's own defaults."""
+    from ruamel.yaml import YAML
+
+    from analyze.config import DEFAULTS
+
+    row = r"^\| (`[a-z_.]+`(?: / `[a-z_.]+`)*) \| `([^`]*)` \|"  # | `KEY` | `DEFAULT` |, or | `KEY` / `KEY` | …
+    rows = re.findall(row, (REPO / "docs" / "train.md").read_text(), re.M)
+    assert len(rows) >= 10, "the pattern no longer matches docs/train.md's key tables: update this test"
+    yaml = YAML(typ="safe")
+    wrong = [
+        (key, value)
+        for keys, value in rows
+        for key in re.findall(r"`([a-z_.]+)`", keys)
+        if yaml.load(value) != DEFAULTS[key]
+    ]
+    assert not wrong, f"docs/train.md states other defaults than the config: {wrong}"
+
+
+def test_lengthscan_lists_every_flag_the_option_table_names(capsys):
+    """Every flag docs/lengthscan.md documents is one `lengthscan --help` lists."""
+    from analyze.cli import main
+
+    table = section((REPO / "docs" / "lengthscan.md").read_text(), "## Options")
+    flags = set(re.findall(r"`(--[a-z][a-z-]*)", table))
+    assert len(flags) >= 20, "the pattern no longer matches docs/lengthscan.md's option table: update this test"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", capsys.readouterr().out))
+    assert flags <= listed, f"docs/lengthscan.md names flags `lengthscan --help` does not list: {flags - listed}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_between_readme_and_docs_resolve():
+    """Every relative link in README.md and docs/*.md names a file that exists and, with #anchor, a heading in it;
+    the README links every page of docs/."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # https: and other schemes
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and file.suffix == ".md":
+                headings = re.findall(r"^#{1,6} (.+)$", file.read_text(), re.M)
+                if anchor not in {_slug(h) for h in headings}:
+                    broken.append(f"{page.name}: {target}")
+    assert not broken, f"links that do not resolve: {broken}"
+    linked = set(re.findall(r"\]\(docs/([^)#]+)", readme()))
+    assert linked >= {p.name for p in (REPO / "docs").glob("*.md")}, "README does not link every page of docs/"
