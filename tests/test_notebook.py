@@ -98,7 +98,7 @@ def test_strip_script_gives_back_the_committed_notebook(executed, tmp_path):
 
 @pytest.mark.notebook
 def test_papermill_runs_it_headless_on_your_file_and_on_a_dataset(tmp_path):
-    """What the README shows: parameters on the command line, on a file of one's own and on a Hugging Face
+    """What docs/plots.md shows: parameters on the command line, on a file of one's own and on a Hugging Face
     dataset (a folder laid out like a hub dataset repository: the code path of a hub id)."""
     papermill = pytest.importorskip("papermill")
     import pyarrow as pa

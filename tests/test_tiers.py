@@ -1,11 +1,11 @@
-"""The test tiers: a plain `pytest` runs the fast one and leaves out every marked tier; README names each tier."""
+"""The test tiers: a plain `pytest` runs the fast one and leaves out every marked tier; docs/tests.md names each."""
 
 import pytest
 
 from tests.conftest import REPO
 
 
-def test_the_default_run_leaves_out_every_registered_tier_and_the_readme_names_them():
+def test_the_default_run_leaves_out_every_registered_tier_and_the_docs_name_them():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     ini = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     tiers = [line.split(":", 1)[0] for line in ini["markers"]]
@@ -13,6 +13,6 @@ def test_the_default_run_leaves_out_every_registered_tier_and_the_readme_names_t
     assert "--strict-markers" in addopts and "--doctest-modules" in addopts
     assert addopts[addopts.index("-m") + 1] == f"not ({' or '.join(tiers)})"
     assert {"tests", "analyze", "train", "benchmarks"} <= set(ini["testpaths"])  # every package's doctests
-    section = (REPO / "README.md").read_text().split("### Tests", 1)[1].split("\n#", 1)[0]
+    section = (REPO / "docs" / "tests.md").read_text().split("\n## Tiers\n", 1)[1].split("\n#", 1)[0]
     missing = [tier for tier in tiers if f"| `{tier}` |" not in section]
-    assert not missing, f"README's Tests table lacks {missing}"
+    assert not missing, f"docs/tests.md's table of tiers lacks {missing}"
