@@ -97,3 +97,28 @@ def test_analyze_and_the_planning_half_of_train_import_no_torch():
     code = f"import sys\nfor m in {names!r}:\n    __import__(m)\n    assert 'torch' not in sys.modules, m"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_every_name_the_docs_give_in_the_code_exists():
+    """`analyze.x.y` and `train.x.y` in README.md and docs/ name a module and, after it, an attribute that exist."""
+    import importlib
+    import re
+
+    names = set()
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        names |= set(re.findall(r"`((?:analyze|train)(?:\.\w+)+)", doc.read_text(encoding="utf-8")))
+    assert len(names) > 5
+    missing = []
+    for name in sorted(names):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ImportError:
+                continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        if obj is None:
+            missing.append(name)
+    assert not missing, missing
