@@ -42,10 +42,11 @@ def test_emulating_a_t4_takes_the_t4_path(monkeypatch):
 def test_an_fp16_overflow_in_the_first_forward_stops_the_run_naming_the_remedy(tmp_path, monkeypatch, capsys):
     """The fp16 path forced on the CPU; the first decoder layer's output rounded through fp16 after a scale-up, as
     an activation beyond 65,504 is on a T4: the run stops before any step, in one line, naming fp16 and the fix."""
-    import train.model
+    import train.fit
+    import train.prepare
     from train.cli import main
 
-    real_load = train.model.load_model
+    real_load = train.fit.load_model
 
     def overflowing(*args, **kwargs):
         model = real_load(*args, **kwargs)
@@ -60,8 +61,8 @@ def test_an_fp16_overflow_in_the_first_forward_stops_the_run_naming_the_remedy(t
         return model
 
     fp16 = Precision("cpu", "fp16 autocast (forced for the test)", torch.float16, True, False, CPU_OPTIMIZER)
-    monkeypatch.setattr(train.model, "pick_precision", lambda *a, **k: fp16)
-    monkeypatch.setattr(train.model, "load_model", overflowing)
+    monkeypatch.setattr(train.prepare, "pick_precision", lambda *a, **k: fp16)
+    monkeypatch.setattr(train.fit, "load_model", overflowing)
     out = tmp_path / "run"
     assert main(["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(out), "--run.max_steps", "2"]) == 2
     captured = capsys.readouterr()

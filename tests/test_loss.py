@@ -155,6 +155,7 @@ def test_a_run_whose_loss_disagrees_with_the_model_falls_back_to_the_full_logits
     """A wrong logit map stands in for an architecture the chunked loss does not know: the first-row check
     catches it before training and the run goes on with the full logits, saying why."""
     import train.loss
+    import train.trainer_setup
     from tests.conftest import SAMPLE
     from train.cli import main
 
@@ -164,7 +165,7 @@ def test_a_run_whose_loss_disagrees_with_the_model_falls_back_to_the_full_logits
         path = real(model, device, dtype)
         return LossPath(path.name, path.why, LogitMap(scale=3.0), path.dtype)
 
-    monkeypatch.setattr(train.loss, "choose_loss_path", wrong)
+    monkeypatch.setattr(train.trainer_setup, "choose_loss_path", wrong)
     args = ["--smoke", "--data.train", str(SAMPLE), "--output-dir", str(tmp_path / "run"), "--run.max_steps", "2"]
     assert main(args) == 0
     out = capsys.readouterr().out

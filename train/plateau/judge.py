@@ -108,6 +108,12 @@ def judge(
     if overfit is not None:
         return overfit
 
+    return _over_the_window(evals, train, cfg, window_steps, lrs, sig, noise_text)
+
+
+def _over_the_window(evals, train, cfg: PlateauConfig, window_steps: int, lrs, sig: float, noise_text: str) -> Verdict:
+    """improving, converged, plateau or too_early: eval over the plateau window, then the train loss's band."""
+    step, latest = evals[-1]
     start = _window_start(evals, cfg.min_evals, window_steps)
     if start is None:
         return Verdict("too_early", step, evidence=[
