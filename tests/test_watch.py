@@ -104,3 +104,15 @@ def test_train_watch_replays_a_trainer_state_json(tmp_path, capsys):
     assert doc["first_warning_step"] == next(e["step"] for e in doc["per_eval"] if e["verdict"] == "plateau")
     assert doc["advice"][0]["change"] == {"lora.r": 32, "lora.alpha": 32}  # the guide's first lever
     assert main(["watch", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_not_on_one_scale_only_when_so_from_the_first_evaluations():
+    # heavy overfitting: train 2.0 → 0.03 over a few epochs while eval bottoms at 1.6 and climbs to 2.0
+    evals = [(s, 2.1 - 0.5 * min(s, 600) / 600 + 0.4 * max(0, s - 600) / 1400) for s in range(100, 2100, 100)]
+    train = [(s, 2.0 * (0.03 / 2.0) ** (s / 2000)) for s in range(10, 2010, 10)]
+    v = judge(evals, train, PlateauConfig(), 500)
+    assert v.kind == "overfitting", v.evidence  # a gap that grew (train 0.03, eval 2.0), not a logging bug
+    # train 17× eval from the first evaluation on: a logging bug, and the evidence names the steps it rests on
+    scaled = judge([(s, 2.0 / 17) for s in range(100, 1100, 100)], [(s, 2.0) for s in range(10, 1010, 10)],
+                   PlateauConfig(), 500)  # fmt: skip
+    assert scaled.kind == "sanity" and "at step 100" in scaled.evidence[0] and "at step 200" in scaled.evidence[0]

@@ -49,7 +49,8 @@ MIN_SIGNIFICANT = 0.002  # …but no change under 0.2% of the loss is significan
 Z = 2.0  # a change is significant when it is larger than Z noise standard deviations
 Z_GAP = 3.0  # …and a widening gap than Z_GAP of the train loss's (a gap is checked at every evaluation)
 TREND_EVALS = 4  # a run whose fitted eval trend over this many evaluations falls significantly is improving
-SCALE_RATIO = 4.0  # train and eval losses further apart than this factor are not on one scale
+SCALE_RATIO = 4.0  # train and eval losses further apart than this factor are not on one scale…
+SCALE_EVALS = 2  # …a logging bug when so at the first evaluations too (a gap that grew is overfitting)
 NEAR_ZERO = 0.01  # nats: an eval loss this low on dialogue data means the model has seen the eval set
 SHARP_RISE = 0.25  # a rise of a quarter of the best eval loss (and Z noise) is a divergence, not overfitting
 LR_ENDING = 0.2  # the schedule is ending when the learning rate is under this share of its peak
@@ -189,13 +190,37 @@ def _sanity(evals, train) -> list[str]:
     if latest < NEAR_ZERO:
         return [f"eval loss {latest:.2g} nats at step {evals[-1][0]}: nearly perfect prediction of held-out dialogue "
                 "means the eval set overlaps the training data (or is trivial); check the split"]  # fmt: skip
-    recent = [v for s, v in train if math.isfinite(v) and s <= evals[-1][0]][-20:]
-    if recent and len(evals) >= 2:
-        ratio = float(np.median(recent)) / float(np.median([v for _, v in evals[-5:]]))
-        if not 1 / SCALE_RATIO <= ratio <= SCALE_RATIO:
-            return [f"train loss is {ratio:.3g}× the eval loss: they are not on one scale (a logging bug, e.g. a loss "
-                    "summed over tokens or gradient-accumulation steps); fix the logging before judging"]  # fmt: skip
+    first = _first_ratios(evals, train)
+    now = _latest_ratio(evals, train)
+    if len(first) == SCALE_EVALS and now is not None and all(_off_scale(r) for _, r in [*first, (0, now)]):
+        at = ", ".join(f"{r:.3g}× at step {s}" for s, r in first)
+        return [f"train loss is {now:.3g}× the eval loss at step {evals[-1][0]}, and was from the first evaluations "
+                f"({at}): they are not on one scale (a logging bug, e.g. a loss summed over tokens or "
+                "gradient-accumulation steps); fix the logging before judging"]  # fmt: skip
     return []
+
+
+def _off_scale(ratio: float) -> bool:
+    return not 1 / SCALE_RATIO <= ratio <= SCALE_RATIO
+
+
+def _first_ratios(evals, train) -> list[tuple[int, float]]:
+    """(step, train ÷ eval) at the first SCALE_EVALS evaluations with a train loss logged at or before them."""
+    out = []
+    for s, e in evals:
+        near = [v for t, v in train if t <= s and math.isfinite(v)][-5:]
+        if near and e > 0:
+            out.append((s, float(np.median(near)) / e))
+        if len(out) == SCALE_EVALS:
+            break
+    return out
+
+
+def _latest_ratio(evals, train) -> float | None:
+    recent = [v for s, v in train if math.isfinite(v) and s <= evals[-1][0]][-20:]
+    if not recent or len(evals) < 2:
+        return None
+    return float(np.median(recent)) / float(np.median([v for _, v in evals[-5:]]))
 
 
 def _train_rising(train, since: int) -> bool:
