@@ -65,6 +65,7 @@ class Verdict:
     step: int
     window: tuple[int, int] | None = None
     evidence: list[str] = field(default_factory=list)
+    strong: bool = False  # evidence beyond twice its threshold: the steady verdict takes it without confirming
 
     @property
     def found(self) -> bool:
@@ -131,7 +132,8 @@ def judge_all(
     noise that made it:
       - sanity and unstable are taken at once (their thresholds are far beyond the noise);
       - any other change needs the new verdict at 2 evaluations in a row (improving and converged count as one),
-        except the first verdict after too_early that is not a warning; `too_early` never replaces a verdict;
+        except the first verdict after too_early that is not a warning, and a first warning whose evidence is
+        beyond twice its threshold (`Verdict.strong`: an overfitting onset); `too_early` never replaces a verdict;
       - a warning (plateau, overfitting, unstable) gives way to improving or converged only when the eval loss at
         the last 2 evaluations is below its level at the warning by more than the noise (plateau to converged:
         the schedule ending is the evidence); overfitting never turns into a plateau.
@@ -177,7 +179,7 @@ def _steady_kind(held: Verdict | None, raw: list[Verdict], evals, level: float, 
         return held.kind
     if held.kind == "too_early" and not now.found:  # the first judgement that is not a warning
         return now.kind
-    if not confirmed:
+    if not confirmed and not (now.strong and not held.found):
         return held.kind
     # a warning is cleared only by an eval loss below its level at the warning (a plateau also by the schedule ending)
     cleared = max(v for _, v in evals[-2:]) < level - sig or (held.kind, now.kind) == ("plateau", "converged")
@@ -427,7 +429,8 @@ def _overfitting(evals, train, cfg: PlateauConfig, sig, gap_sig, noise, noise_te
         lines.append(f"train loss {now:.3g}× the eval loss at step {recent[-1][0]}, on one scale at the first "
                      f"evaluations ({at}): a gap that grew is overfitting, not a logging bug")  # fmt: skip
     lines.append("the guide: don't chase train loss below eval loss — that gap is overfitting, not progress")
-    return Verdict("overfitting", recent[-1][0], (recent[0][0], recent[-1][0]), lines)
+    strong = (widened and gaps[-1] - gaps[0] > 2 * gap_sig) or (risen and smoothed[-1] - smoothed[best_i] > 2 * sig)
+    return Verdict("overfitting", recent[-1][0], (recent[0][0], recent[-1][0]), lines, strong)
 
 
 def _rise_beyond_noise(points, noise: float | None) -> bool:
