@@ -104,3 +104,29 @@ def test_train_watch_replays_a_trainer_state_json(tmp_path, capsys):
     assert doc["first_warning_step"] == next(e["step"] for e in doc["per_eval"] if e["verdict"] == "plateau")
     assert doc["advice"][0]["change"] == {"lora.r": 32, "lora.alpha": 32}  # the guide's first lever
     assert main(["watch", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_not_on_one_scale_only_when_so_from_the_first_evaluations():
+    # heavy overfitting: train 2.0 → 0.03 over a few epochs while eval bottoms at 1.6 and climbs to 2.0
+    evals = [(s, 2.1 - 0.5 * min(s, 600) / 600 + 0.4 * max(0, s - 600) / 1400) for s in range(100, 2100, 100)]
+    train = [(s, 2.0 * (0.03 / 2.0) ** (s / 2000)) for s in range(10, 2010, 10)]
+    v = judge(evals, train, PlateauConfig(), 500)
+    assert v.kind == "overfitting", v.evidence  # a gap that grew (train 0.03, eval 2.0), not a logging bug
+    # train 17× eval from the first evaluation on: a logging bug, and the evidence names the steps it rests on
+    scaled = judge([(s, 2.0 / 17) for s in range(100, 1100, 100)], [(s, 2.0) for s in range(10, 1010, 10)],
+                   PlateauConfig(), 500)  # fmt: skip
+    assert scaled.kind == "sanity" and "at step 100" in scaled.evidence[0] and "at step 200" in scaled.evidence[0]
+
+
+def test_the_steady_verdicts_keep_every_warning_here():
+    """`judge_all` (what the watch reports) ends where `judge` does on these hand-decided histories; the overfitting
+    onset is taken at once (its gap widened by more than twice the noise), not one evaluation late."""
+    from train.plateau.judge import judge_all
+
+    evals = [(s, 1.2 - 0.1 * min(s, 1000) / 1000) for s in range(100, 1100, 100)]
+    evals += [(1100, 1.1005), (1200, 1.1001), (1300, 1.1002)]
+    train = [(s, e + 0.05) for s, e in evals[:-3]] + [(1100, 1.1015), (1200, 1.0521), (1300, 1.0232)]
+    assert [v.kind for v in judge_all(evals, train, PlateauConfig(), 500)][-2:] == ["improving", "overfitting"]
+    evals = curve(range(100, 5500, 100), lambda s: 0.029, noise=0.003, seed=1)
+    train = curve(range(10, 5410, 10), lambda s: 0.027, noise=0.004, seed=2)
+    assert judge_all(evals, train, PlateauConfig(), 1000)[-1].kind == "plateau"
