@@ -6,6 +6,7 @@ the same verdicts (the same judge on the same history). Callers import from the 
   judge    the verdict at one evaluation (plateau, overfitting, unstable, converged, …) with its evidence lines
   advice   the guide's levers as concrete config changes for a verdict, and its "what NOT to do" start-up checks
   report   writes plateau.json, plateau.md and next_config.yaml (this run's config with the first lever applied)
-  watch    the live Trainer callback `PlateauWatch`, and `history` (loss points of a Trainer log history)
-  replay   `train watch PATH`: replays every evaluation of a train output folder or a trainer_state.json
+  foreign  any Trainer's run without torch: `history` (loss points of a log history), its window, its own values
+  watch    the live Trainer callback `PlateauWatch`
+  replay   `train watch PATH`: replays every evaluation of a train output folder or a trainer_state.json (no torch)
 """

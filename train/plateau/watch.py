@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 
 from analyze.schema import Config
 from train.outputs import NEXT_CONFIG, REPORT, REPORT_MD, VERDICTS_LOG
+from train.plateau.foreign import history
 from train.plateau.judge import Verdict, judge
 from train.plateau.report import StepScale, summary_lines, write_plateau_report
 from train.ranks import from_main
@@ -91,21 +92,3 @@ class PlateauWatch(TrainerCallback):
             self.say(f"plateau watch: stopping ({verdict.kind} at two evaluations in a row, plateau.action: stop)")
             control.should_training_stop = True
             control.should_save = True
-
-
-def history(
-    log_history: list[dict],
-) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, train loss), (step, eval loss) and (step, learning rate) points of a Trainer log history (as in
-    `TrainerState.log_history` and trainer_state.json), one per step (the last logged).
-
-    >>> history([{"step": 10, "loss": 3.0, "learning_rate": 1e-4}, {"step": 10, "eval_loss": 3.2},
-    ...          {"step": 10, "eval_loss": 3.1}, {"step": 20, "train_runtime": 1.0}])
-    ([(10, 3.0)], [(10, 3.1)], [(10, 0.0001)])
-    """
-
-    def points(key: str) -> list[tuple[int, float]]:
-        found = {h["step"]: float(h[key]) for h in log_history if h.get(key) is not None and "step" in h}
-        return sorted(found.items())
-
-    return points("loss"), points("eval_loss"), points("learning_rate")
