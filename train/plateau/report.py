@@ -12,6 +12,7 @@ from analyze.config_write import set_values
 from analyze.schema import Config
 from train.outputs import NEXT_CONFIG, REPORT, REPORT_MD
 from train.plateau.advice import Lever, advice_for
+from train.plateau.foreign import values_lines
 from train.plateau.judge import LOSS_FLOOR, Verdict
 
 
@@ -43,6 +44,11 @@ SMOKE_NOTE = (
     "so the watch ran (its verdicts are in watch.jsonl) but judged nothing: no levers, and no next_config.yaml (one "
     "is only ever a config `train` accepts for a real run)"
 )
+FOREIGN_NOTE = (
+    "not a `train` run: no next_config.yaml; make lever 1's change in your own config (the keys are this project's: "
+    "lora.r and lora.alpha are LoraConfig's r and lora_alpha, optim.learning_rate and optim.epochs TrainingArguments' "
+    "learning_rate and num_train_epochs)"
+)
 
 
 def write_plateau_report(
@@ -56,17 +62,19 @@ def write_plateau_report(
     steps_per_epoch: int = 0,
     *,
     smoke: dict | None = None,
+    values: dict[str, str | None] | None = None,
 ) -> list[Lever]:
     """Write plateau.json, plateau.md and (when the verdict's first lever changes the config) next_config.yaml into
     `out_dir`; return the levers. Called again when the verdict changes: the files are rewritten.
 
     `smoke`: the settings --smoke set (key → value) — the report says what the watch would have written, with no
-    levers and no next_config.yaml.
+    levers and no next_config.yaml. `values`: a run not made by `train` (`PlateauCallback` in another Trainer): where
+    each lever's starting value came from (`train.plateau.foreign`); the levers, and no next_config.yaml.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = advice_for(verdict.kind, cfg, analysis, best_step, steps_per_epoch)
-    writes_next = bool(options[0].change) and smoke is None
+    writes_next = bool(options[0].change) and smoke is None and values is None
     doc = {
         "verdict": verdict.kind,
         "step": verdict.step,
@@ -80,6 +88,8 @@ def write_plateau_report(
     if smoke is not None:
         would = [_lever_line(lv) for lv in options]
         doc["smoke"] = {"note": SMOKE_NOTE, "settings": smoke, "would_have_written": would}
+    if values is not None:
+        doc |= {"no_next_config": FOREIGN_NOTE, "values": values, "values_lines": values_lines(values, cfg)}
     atomic_write(out_dir / REPORT, json.dumps(doc, indent=2) + "\n")
     atomic_write(out_dir / REPORT_MD, _markdown(doc, options))
     if writes_next:
@@ -138,6 +148,9 @@ def _markdown(doc: dict, options: list[Lever]) -> str:
         return "\n".join(lines) + "\n"
     if doc["loss_floor"]:
         lines += ["", f"> {doc['loss_floor']}"]
+    if doc.get("values_lines"):
+        lines += ["", "The levers start from this run's values where the Trainer has them:", ""]
+        lines += [f"- {line}" for line in doc["values_lines"]]
     heading = "Levers, in the guide's order" if doc["verdict"] == "plateau" else "What to do"
     lines += ["", f"## {heading}", ""]
     for lv in options:
@@ -147,6 +160,8 @@ def _markdown(doc: dict, options: list[Lever]) -> str:
     if doc["next_config"]:
         lines += ["", "## Next run", "", f"`{NEXT_CONFIG}` is this run's config with lever 1 applied ({first}):",
                   "", "```bash", f"train --config {NEXT_CONFIG}", "```"]  # fmt: skip
+    elif doc.get("no_next_config") and first:
+        lines += ["", "## Next run", "", f"Lever 1: {first}; {doc['no_next_config']}."]
     lines += [
         "",
         "What NOT to do (the guide): don't increase epochs past 3 without evidence; don't reduce the batch below 8; "

@@ -6,7 +6,8 @@ plateau.json, plateau.md, next_config.yaml) is written when a verdict asks the u
 verdict changes; `plateau.action: stop` stops the run when the same such verdict holds at two evaluations in a row.
 
 A `--smoke` run (`smoke`: the settings it set) is watched but not judged: its report says what the watch would have
-written, with no levers and no next_config.yaml.
+written, with no levers and no next_config.yaml. `train.plateau.callback.PlateauCallback` is this watch configured
+from another Trainer's arguments.
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ class PlateauWatch(TrainerCallback):
         resuming: bool = False,
         steps_per_epoch: int = 0,
         smoke: dict | None = None,
+        values: dict[str, str | None] | None = None,
     ):
         self.cfg, self.out_dir, self.window_steps = cfg, Path(out_dir), window_steps
         self.scale, self.analysis, self.base_text, self.say = scale, analysis, base_text, say
         self.steps_per_epoch = steps_per_epoch
         self.smoke = smoke  # the settings --smoke set; None for a real run
+        self.values = values  # a foreign run's lever values and where each came from (train.plateau.foreign)
         self.verdict: Verdict | None = None
         self.previous: str | None = None  # the verdict at the evaluation before this one
         report = self.out_dir / REPORT
@@ -94,7 +97,7 @@ class PlateauWatch(TrainerCallback):
         best_step = min(evals, key=lambda e: e[1])[0] if evals else None
         options = write_plateau_report(
             self.out_dir, verdict, self.cfg, self.scale, self.analysis, self.base_text, best_step,
-            self.steps_per_epoch, smoke=self.smoke,
+            self.steps_per_epoch, smoke=self.smoke, values=self.values,
         )  # fmt: skip
         if self.smoke is not None:
             self.say(f"plateau watch (smoke run, not judged): {verdict.kind} at step {verdict.step} would have been "
@@ -104,5 +107,8 @@ class PlateauWatch(TrainerCallback):
         for line in summary_lines(verdict, self.scale):
             self.say(f"plateau watch: {line}")
         first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
-        where = f"{first} → {self.out_dir / NEXT_CONFIG}" if first else options[0].why
+        if first and self.values is None:
+            where = f"{first} → {self.out_dir / NEXT_CONFIG}"
+        else:
+            where = f"{first} in your config" if first else options[0].why
         self.say(f"plateau watch: {options[0].title.lower()}: {where} (all advice: {self.out_dir / REPORT_MD})")
