@@ -13,7 +13,7 @@ PACKAGES = ("analyze", "train")
 LEAVES = ("analyze.schema", "analyze.gpus")
 # train's modules that train: they import torch (or a module that does) by design
 TORCH_MODULES = {"auto_maxlen", "callbacks", "collate", "data", "fit", "gpu_memory", "loss", "model", "prepare", "rows",
-                 "run", "trainer", "trainer_setup", "plateau.watch", "plateau.replay"}  # fmt: skip
+                 "run", "trainer", "trainer_setup", "plateau.watch", "plateau.callback"}  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:

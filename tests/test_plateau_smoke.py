@@ -14,7 +14,9 @@ from train.plateau.judge import judge
 pytestmark = pytest.mark.training
 
 
-def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path, capsys):
+def test_a_smoke_run_is_watched_not_judged_and_stops_on_request(tmp_path, capsys):
+    """A random tiny model's losses say nothing about the user's model: the watch runs (watch.jsonl, plateau.action:
+    stop obeyed) and its report says what it would have written — no levers, no next_config.yaml."""
     out = tmp_path / "run"
     config = tmp_path / "mine.yaml"
     config.write_text(f"# my smoke check\ndata:\n  train: [{SAMPLE}]\nlora:\n  r: 8  # small\n  alpha: 8\n")
@@ -24,7 +26,9 @@ def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path
              "--plateau.train_band", "10", "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
     run_from_args(["--config", str(config), "--smoke", "--output-dir", str(out), *loose])
     printed = capsys.readouterr().out
-    assert "plateau watch: plateau at step 4" in printed and "2.3–2.5" in printed
+    assert "plateau watch (smoke run, not judged): plateau at step 4 would have been reported" in printed
+    assert "no levers, no next_config.yaml" in printed
+    assert "plateau watch: plateau at step 4" not in printed and "2.3–2.5" not in printed  # no advice, no floor
     assert "stopping (plateau at two evaluations in a row, plateau.action: stop)" in printed
 
     with open(out / "log.csv") as f:
@@ -33,11 +37,20 @@ def test_smoke_run_with_a_loose_watch_stops_and_hands_over_the_next_run(tmp_path
     doc = json.loads((out / "plateau.json").read_text())
     assert doc["verdict"] == "plateau" and doc["window"]["steps"] == [0, 4]  # written once, at its first finding
     assert doc["window"]["conversations"] > 4 * 4  # packed rows hold several conversations per step
-    lever5 = doc["levers"][4]
-    assert lever5["number"] == 5 and "% of conversations are longer" in lever5["why"]  # this run's own numbers
-    nxt = load_config(out / "next_config.yaml")
-    assert (nxt.lora.r, nxt.lora.alpha) == (16, 16)  # lever 1 from this run's r=8: doubled
-    assert "# my smoke check" in (out / "next_config.yaml").read_text()
+    assert doc["levers"] == [] and doc["next_config"] is None and doc["next_config_change"] == {}
+    assert doc["loss_floor"] is None
+    assert not (out / "next_config.yaml").exists()  # never a config `train` would refuse ("holds a --smoke run")
+    smoke = doc["smoke"]
+    assert "no next_config.yaml" in smoke["note"]
+    # what --smoke set, as its provenance says (the folder was given on the command line: not --smoke's)
+    assert smoke["settings"]["run.device"] == "cpu" and smoke["settings"]["run.max_steps"] == 8
+    assert "run.output_dir" not in smoke["settings"] and "plateau.action" not in smoke["settings"]
+    would = smoke["would_have_written"]  # what a real run with this config would have been told
+    assert would[0].startswith("1. Increase LoRA rank: lora.r=16, lora.alpha=16")  # from this run's r=8
+    assert would[4].startswith("5. ") and "% of conversations are longer" in would[4]  # this run's own numbers
+    md = (out / "plateau.md").read_text()
+    assert "(a smoke run: not judged)" in md and "What it would have written for a real run" in md
+    assert "train --config next_config.yaml" not in md
     assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
     # the same verdicts from the log on disk: `train watch` replays every evaluation as the live watch judged it

@@ -119,6 +119,10 @@ def watch_command(args: argparse.Namespace) -> int:
     print(f"verdict at step {doc['step']}: {doc['verdict']}")
     for line in doc["evidence"]:
         print(f"  - {line}")
+    if doc["values_lines"]:
+        print("the levers start from (a foreign log holds only some of a run's values):")
+        for line in doc["values_lines"]:
+            print(f"  - {line}")
     for lv in doc["advice"]:
         change = ", ".join(f"{k}={v}" for k, v in lv["change"].items()) or "no config change"
         print(f"  {lv['number']}. {lv['title']}: {change}. {lv['why']}")

@@ -118,7 +118,9 @@ def prepare(
         say(line)
     for warning in plan.warnings:
         say(f"warning: {warning}")
-    watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None, budget)
+    smoke_settings = _smoke_settings(cfg, prov) if smoke else None
+    watch = _plateau_watch(cfg, data, model_config, config_path, out, world, plan, say, last is not None, budget,
+                           smoke_settings)  # fmt: skip
 
     refuse = device == "cuda" and cfg.run.memory_check
     # the GPU's precision decides the plan's bytes (fp32 for an architecture that overflows fp16 on a T4)
@@ -162,10 +164,18 @@ def _gpu_budget() -> float:
     return gpu_memory_gib()
 
 
+def _smoke_settings(cfg: Config, prov: dict[str, str]) -> dict:
+    """The values --smoke set (`train.smoke.SMOKE`, the smoke folder, the CPU's max_length): the provenance says so."""
+    from analyze.config import flatten, to_dict
+
+    flat = flatten(to_dict(cfg))
+    return {key: flat[key] for key, source in prov.items() if source.startswith("--smoke") and key in flat}
+
+
 def _plateau_watch(cfg: Config, data: TrainData, model_config: dict, config_path, out: Path, world: int,
-                   plan: Schedule, say, resuming: bool, budget: float | None):  # fmt: skip
+                   plan: Schedule, say, resuming: bool, budget: float | None, smoke: dict | None):  # fmt: skip
     """The guide's start-up checks, and the callback that watches for plateaus with this run's own numbers (lever 5:
-    the analysis at the run's max_length)."""
+    the analysis at the run's max_length); a smoke run (`smoke`: the settings --smoke set) is watched, not judged."""
     from train.data import analysis_at
     from train.plateau.advice import start_warnings
     from train.plateau.report import StepScale
@@ -178,4 +188,5 @@ def _plateau_watch(cfg: Config, data: TrainData, model_config: dict, config_path
     per_step = cfg.optim.micro_batch_size * cfg.optim.grad_accum_steps * world
     scale = StepScale.from_plan(rows.conversations, max(len(rows), 1), rows.real_tokens, per_step)
     base = Path(config_path).read_text(encoding="utf-8") if config_path else None
-    return PlateauWatch(cfg, out, plan.plateau_steps, scale, analysis, base, say, resuming, plan.steps_per_epoch)
+    return PlateauWatch(cfg, out, plan.plateau_steps, scale, analysis, base, say, resuming, plan.steps_per_epoch,
+                        smoke=smoke)  # fmt: skip

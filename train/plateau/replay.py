@@ -4,13 +4,16 @@ the live watch judged it (the same `train.plateau.judge.judge` on the history up
 PATH is a `train` output folder (log.csv, with the config and window the run used), or any Hugging Face Trainer
 `trainer_state.json` — TRL, axolotl, unsloth and LLaMA-Factory write one into each checkpoint folder — or a folder
 holding one (the newest checkpoint's is taken). For a foreign log the window is the guide's 1000 steps read as that
-run's own steps, at most `schedule.plateau_max` of the run.
+run's own steps, at most `schedule.plateau_max` of the run, and the levers start from the run's own values where the
+state has them (`train.plateau.foreign.config_from_state`; LoRA rank and alpha from an adapter_config.json beside
+it); the report names the ones that were unknown.
+
+Nothing here imports torch (or transformers' Trainer): replaying a log takes well under a second.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,10 +23,8 @@ from analyze.schema import Config
 from train.loss_plot import read_log
 from train.outputs import LOG_CSV, RESOLVED_CONFIG, VERDICTS_LOG
 from train.plateau.advice import advice_for
+from train.plateau.foreign import Points, config_from_state, foreign_window, history, values_lines
 from train.plateau.judge import Verdict, judge
-from train.plateau.watch import history
-
-Points = list[tuple[int, float]]
 
 
 @dataclass
@@ -35,6 +36,10 @@ class RunLog:
     window_steps: int
     cfg: Config
     total_steps: int | None
+    # a foreign log's lever values: where each came from (None: unknown, this project's default); None for a
+    # `train` folder, whose config.yaml holds them all
+    values: dict[str, str | None] | None = None
+    steps_per_epoch: int = 0
 
 
 def replay(log: RunLog) -> list[Verdict]:
@@ -63,7 +68,9 @@ def watch_report(log: RunLog) -> dict:
         "first_warning_step": warned,
         "window_steps": log.window_steps,
         "per_eval": [{"step": v.step, "verdict": v.kind} for v in verdicts],
-        "advice": [asdict(lv) for lv in advice_for(last.kind, log.cfg, None, best)],
+        "advice": [asdict(lv) for lv in advice_for(last.kind, log.cfg, None, best, log.steps_per_epoch)],
+        "values": log.values,  # null: a `train` run's own config
+        "values_lines": values_lines(log.values, log.cfg) if log.values is not None else [],
     }
 
 
@@ -79,9 +86,21 @@ def load_log(path: str | Path) -> RunLog:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{state}: not a readable trainer_state.json ({type(e).__name__}: {e}); pass a run folder "
                         f"with {LOG_CSV} or a Trainer trainer_state.json") from None  # fmt: skip
-    cfg = Config()
+    cfg, values = config_from_state(doc, lrs, _adapter_config(state.parent))
     total = doc.get("max_steps") or (evals[-1][0] if evals else None)
-    return RunLog(str(state), train, evals, lrs, _foreign_window(cfg, total, doc.get("eval_steps")), cfg, total)
+    epochs = doc.get("num_train_epochs")
+    per_epoch = round(total / epochs) if total and isinstance(epochs, (int, float)) and epochs > 0 else 0
+    window = foreign_window(cfg, total, doc.get("eval_steps"))
+    return RunLog(str(state), train, evals, lrs, window, cfg, total, values, per_epoch)
+
+
+def _adapter_config(folder: Path) -> dict | None:
+    """The PEFT adapter_config.json beside a trainer_state.json (a checkpoint folder holds both), if readable."""
+    try:
+        doc = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _from_train_folder(folder: Path) -> RunLog:
@@ -93,7 +112,7 @@ def _from_train_folder(folder: Path) -> RunLog:
         window = next((x.get("window_steps") for x in reversed(lines) if x.get("window_steps")), None)
     total = max([s for s, _ in train + evals], default=None)
     if window is None:
-        window = _foreign_window(cfg, total, None)
+        window = foreign_window(cfg, total, None)
     return RunLog(str(folder / LOG_CSV), train, evals, lrs, window, cfg, total)
 
 
@@ -104,14 +123,3 @@ def _newest_state(folder: Path) -> Path:
     if not found:
         raise UserError(f"{folder}: no {LOG_CSV} and no trainer_state.json here; pass a run folder or the json file")
     return found[-1]
-
-
-def _foreign_window(cfg: Config, total: int | None, eval_steps: int | None) -> int:
-    """The guide's window read as the run's own steps, at most schedule.plateau_max of the run, and never shorter
-    than the evaluations it needs."""
-    window = int(cfg.schedule.plateau_window)
-    if total:
-        window = min(window, math.ceil(cfg.schedule.plateau_max * total))
-    if eval_steps:
-        window = max(window, (cfg.plateau.min_evals - 1) * int(eval_steps))
-    return max(window, 1)

@@ -4,6 +4,10 @@ The verdict comes from `train.plateau.judge.judge` on the same history `train wa
 live verdicts and the offline ones are the same; each is appended to watch.jsonl. The advice (`train.plateau.report`:
 plateau.json, plateau.md, next_config.yaml) is written when a verdict asks the user to act and rewritten when that
 verdict changes; `plateau.action: stop` stops the run when the same such verdict holds at two evaluations in a row.
+
+A `--smoke` run (`smoke`: the settings it set) is watched but not judged: its report says what the watch would have
+written, with no levers and no next_config.yaml. `train.plateau.callback.PlateauCallback` is this watch configured
+from another Trainer's arguments.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from transformers import TrainerCallback
 
 from analyze.schema import Config
 from train.outputs import NEXT_CONFIG, REPORT, REPORT_MD, VERDICTS_LOG
+from train.plateau.foreign import history
 from train.plateau.judge import Verdict, judge
 from train.plateau.report import StepScale, summary_lines, write_plateau_report
 from train.ranks import from_main
@@ -37,10 +42,14 @@ class PlateauWatch(TrainerCallback):
         say: Callable[[str], None] = print,
         resuming: bool = False,
         steps_per_epoch: int = 0,
+        smoke: dict | None = None,
+        values: dict[str, str | None] | None = None,
     ):
         self.cfg, self.out_dir, self.window_steps = cfg, Path(out_dir), window_steps
         self.scale, self.analysis, self.base_text, self.say = scale, analysis, base_text, say
         self.steps_per_epoch = steps_per_epoch
+        self.smoke = smoke  # the settings --smoke set; None for a real run
+        self.values = values  # a foreign run's lever values and where each came from (train.plateau.foreign)
         self.verdict: Verdict | None = None
         self.previous: str | None = None  # the verdict at the evaluation before this one
         report = self.out_dir / REPORT
@@ -76,36 +85,30 @@ class PlateauWatch(TrainerCallback):
         if not verdict.found:
             return
         if verdict.kind != self.reported and main:
-            best_step = min(evals, key=lambda e: e[1])[0] if evals else None
-            for line in summary_lines(verdict, self.scale):
-                self.say(f"plateau watch: {line}")
-            options = write_plateau_report(
-                self.out_dir, verdict, self.cfg, self.scale, self.analysis, self.base_text, best_step,
-                self.steps_per_epoch,
-            )  # fmt: skip
-            first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
-            where = f"{first} → {self.out_dir / NEXT_CONFIG}" if first else options[0].why
-            self.say(f"plateau watch: {options[0].title.lower()}: {where} (all advice: {REPORT_MD})")
+            self._report(verdict, evals)
         self.reported = verdict.kind
         if self.cfg.plateau.action == "stop" and verdict.kind in STOPS_ON and previous == verdict.kind:
             self.say(f"plateau watch: stopping ({verdict.kind} at two evaluations in a row, plateau.action: stop)")
             control.should_training_stop = True
             control.should_save = True
 
-
-def history(
-    log_history: list[dict],
-) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, train loss), (step, eval loss) and (step, learning rate) points of a Trainer log history (as in
-    `TrainerState.log_history` and trainer_state.json), one per step (the last logged).
-
-    >>> history([{"step": 10, "loss": 3.0, "learning_rate": 1e-4}, {"step": 10, "eval_loss": 3.2},
-    ...          {"step": 10, "eval_loss": 3.1}, {"step": 20, "train_runtime": 1.0}])
-    ([(10, 3.0)], [(10, 3.1)], [(10, 0.0001)])
-    """
-
-    def points(key: str) -> list[tuple[int, float]]:
-        found = {h["step"]: float(h[key]) for h in log_history if h.get(key) is not None and "step" in h}
-        return sorted(found.items())
-
-    return points("loss"), points("eval_loss"), points("learning_rate")
+    def _report(self, verdict: Verdict, evals: list[tuple[int, float]]) -> None:
+        """Say what the watch found and write its report (plateau.json, plateau.md, next_config.yaml)."""
+        best_step = min(evals, key=lambda e: e[1])[0] if evals else None
+        options = write_plateau_report(
+            self.out_dir, verdict, self.cfg, self.scale, self.analysis, self.base_text, best_step,
+            self.steps_per_epoch, smoke=self.smoke, values=self.values,
+        )  # fmt: skip
+        if self.smoke is not None:
+            self.say(f"plateau watch (smoke run, not judged): {verdict.kind} at step {verdict.step} would have been "
+                     f"reported; a random tiny model's losses say nothing about yours: no levers, no {NEXT_CONFIG} "
+                     f"({self.out_dir / REPORT_MD})")  # fmt: skip
+            return
+        for line in summary_lines(verdict, self.scale):
+            self.say(f"plateau watch: {line}")
+        first = ", ".join(f"{k}={v}" for k, v in options[0].change.items())
+        if first and self.values is None:
+            where = f"{first} → {self.out_dir / NEXT_CONFIG}"
+        else:
+            where = f"{first} in your config" if first else options[0].why
+        self.say(f"plateau watch: {options[0].title.lower()}: {where} (all advice: {self.out_dir / REPORT_MD})")
