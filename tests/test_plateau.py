@@ -172,7 +172,7 @@ def test_a_resumed_run_with_its_advice_written_still_stops(tmp_path):
     cfg = with_values(Config(), {"plateau.action": "stop"})
     watch = PlateauWatch(cfg, tmp_path, 1000, resuming=True, say=lambda line: None)
     stops = []
-    for upto in (evals[-2][0], evals[-1][0]):  # `action: stop` needs the verdict at two evaluations in a row
+    for upto in (evals[-2][0], evals[-1][0]):  # the steady verdict: a plateau confirmed before the resume
         state = TrainerState()
         state.log_history = [{"step": s, "loss": v} for s, v in train if s <= upto] + [
             {"step": s, "eval_loss": v} for s, v in evals if s <= upto
@@ -181,7 +181,7 @@ def test_a_resumed_run_with_its_advice_written_still_stops(tmp_path):
         control = TrainerControl()
         watch.on_evaluate(None, state, control)
         stops.append((watch.verdict.kind, control.should_training_stop))
-    assert stops == [("plateau", False), ("plateau", True)]
+    assert stops == [("plateau", True), ("plateau", True)]
     assert (tmp_path / "plateau.json").read_text() == '{"verdict": "plateau"}'  # the same advice: not rewritten
 
 

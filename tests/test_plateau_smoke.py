@@ -26,16 +26,16 @@ def test_a_smoke_run_is_watched_not_judged_and_stops_on_request(tmp_path, capsys
              "--plateau.train_band", "10", "--plateau.train_drift", "10", "--plateau.action", "stop"]  # fmt: skip
     run_from_args(["--config", str(config), "--smoke", "--output-dir", str(out), *loose])
     printed = capsys.readouterr().out
-    assert "plateau watch (smoke run, not judged): plateau at step 4 would have been reported" in printed
+    assert "plateau watch (smoke run, not judged): plateau at step 6 would have been reported" in printed
     assert "no levers, no next_config.yaml" in printed
-    assert "plateau watch: plateau at step 4" not in printed and "2.3–2.5" not in printed  # no advice, no floor
-    assert "stopping (plateau at two evaluations in a row, plateau.action: stop)" in printed
+    assert "plateau watch: plateau at step 6" not in printed and "2.3–2.5" not in printed  # no advice, no floor
+    assert "stopping (plateau confirmed at step 6, plateau.action: stop)" in printed
 
     with open(out / "log.csv") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
-    assert max(steps) == 6  # stopped at the second evaluation that found the plateau, not at max_steps 8
+    assert max(steps) == 6  # stopped where the plateau was confirmed (its second evaluation), not at max_steps 8
     doc = json.loads((out / "plateau.json").read_text())
-    assert doc["verdict"] == "plateau" and doc["window"]["steps"] == [0, 4]  # written once, at its first finding
+    assert doc["verdict"] == "plateau" and doc["window"]["steps"][1] == 6  # written once, when confirmed
     assert doc["window"]["conversations"] > 4 * 4  # packed rows hold several conversations per step
     assert doc["levers"] == [] and doc["next_config"] is None and doc["next_config_change"] == {}
     assert doc["loss_floor"] is None
@@ -58,8 +58,10 @@ def test_a_smoke_run_is_watched_not_judged_and_stops_on_request(tmp_path, capsys
     assert main(["watch", str(out), "--json"]) == 0
     replayed = json.loads(capsys.readouterr().out)
     assert [(e["step"], e["verdict"]) for e in replayed["per_eval"]] == [(e["step"], e["verdict"]) for e in live]
-    assert [e["verdict"] for e in live] == ["too_early", "too_early", "plateau", "plateau"]
-    assert replayed["first_warning_step"] == 4 and replayed["window_steps"] == 4
+    # steady: the plateau found at step 4 is given when it holds again at 6
+    assert [e["verdict"] for e in live] == ["too_early", "too_early", "too_early", "plateau"]
+    assert replayed["first_warning_step"] == 6 and replayed["window_steps"] == 4
+    assert replayed["advice"] == [] and "--smoke run" in replayed["note"]  # replayed, still no levers
     # and `train plot RUN_DIR` redraws the figure on demand
     (out / "loss_curve.png").unlink()
     assert main(["plot", str(out)]) == 0 and (out / "loss_curve.png").is_file()

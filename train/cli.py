@@ -119,6 +119,8 @@ def watch_command(args: argparse.Namespace) -> int:
     print(f"verdict at step {doc['step']}: {doc['verdict']}")
     for line in doc["evidence"]:
         print(f"  - {line}")
+    if doc["note"]:
+        print(f"no advice: {doc['note']}")
     if doc["values_lines"]:
         print("the levers start from (a foreign log holds only some of a run's values):")
         for line in doc["values_lines"]:

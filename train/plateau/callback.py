@@ -10,8 +10,8 @@ gives on the same run's trainer_state.json: the same judge, the same window (`tr
 of the run's max_steps and eval_steps), the same plateau thresholds (this project's defaults unless `plateau` is
 given). The levers start from the run's own values (`config_from_args`: TrainingArguments and the model's
 LoraConfig). It writes watch.jsonl, plateau.json and plateau.md into the Trainer's output_dir — no next_config.yaml:
-that is a `train` config — and with `action="stop"` ends the run on every process when the same verdict (plateau,
-overfitting, unstable) holds at two evaluations in a row.
+that is a `train` config — and with `action="stop"` ends the run on every process at the first confirmed verdict
+that asks to act (plateau, overfitting, unstable).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`train watch PATH`: the plateau watch on any run's log, after the fact — replaying every evaluation exactly as
-the live watch judged it (the same `train.plateau.judge.judge` on the history up to that evaluation).
+the live watch judged it (the same `train.plateau.judge.judge_all` on the history up to that evaluation).
 
 PATH is a `train` output folder (log.csv, with the config and window the run used), or any Hugging Face Trainer
 `trainer_state.json` — TRL, axolotl, unsloth and LLaMA-Factory write one into each checkpoint folder — or a folder
@@ -21,10 +21,10 @@ from analyze.config import load_config
 from analyze.errors import UserError
 from analyze.schema import Config
 from train.loss_plot import read_log
-from train.outputs import LOG_CSV, RESOLVED_CONFIG, VERDICTS_LOG
+from train.outputs import LOG_CSV, RESOLVED_CONFIG, SMOKE_MARKER, VERDICTS_LOG
 from train.plateau.advice import advice_for
 from train.plateau.foreign import Points, config_from_state, foreign_window, history, values_lines
-from train.plateau.judge import Verdict, judge
+from train.plateau.judge import Verdict, judge_all
 
 
 @dataclass
@@ -40,18 +40,15 @@ class RunLog:
     # `train` folder, whose config.yaml holds them all
     values: dict[str, str | None] | None = None
     steps_per_epoch: int = 0
+    smoke: bool = False  # a `train --smoke` folder: a random tiny model, watched but never advised
+
+
+SMOKE_NOTE = "a --smoke run (a random tiny model): its losses say nothing about a real run, so no levers"
 
 
 def replay(log: RunLog) -> list[Verdict]:
-    """The verdict at each evaluation, from the history up to it."""
-    out = []
-    for step, _ in log.evals:
-
-        def upto(points: Points, step=step) -> Points:
-            return [p for p in points if p[0] <= step]
-
-        out.append(judge(upto(log.evals), upto(log.train), log.cfg.plateau, log.window_steps, upto(log.lrs)))
-    return out
+    """The steady verdict at each evaluation, from the history up to it (as the live watch gave it)."""
+    return judge_all(log.evals, log.train, log.cfg.plateau, log.window_steps, log.lrs)
 
 
 def watch_report(log: RunLog) -> dict:
@@ -68,7 +65,10 @@ def watch_report(log: RunLog) -> dict:
         "first_warning_step": warned,
         "window_steps": log.window_steps,
         "per_eval": [{"step": v.step, "verdict": v.kind} for v in verdicts],
-        "advice": [asdict(lv) for lv in advice_for(last.kind, log.cfg, None, best, log.steps_per_epoch)],
+        "advice": []
+        if log.smoke
+        else [asdict(lv) for lv in advice_for(last.kind, log.cfg, None, best, log.steps_per_epoch)],
+        "note": SMOKE_NOTE if log.smoke else None,
         "values": log.values,  # null: a `train` run's own config
         "values_lines": values_lines(log.values, log.cfg) if log.values is not None else [],
     }
@@ -113,7 +113,8 @@ def _from_train_folder(folder: Path) -> RunLog:
     total = max([s for s, _ in train + evals], default=None)
     if window is None:
         window = foreign_window(cfg, total, None)
-    return RunLog(str(folder / LOG_CSV), train, evals, lrs, window, cfg, total)
+    smoke = (folder / SMOKE_MARKER).is_file()
+    return RunLog(str(folder / LOG_CSV), train, evals, lrs, window, cfg, total, smoke=smoke)
 
 
 def _newest_state(folder: Path) -> Path:

@@ -1,9 +1,10 @@
 """The plateau watch as a Trainer callback: at every evaluation, judge the history and act on the config.
 
-The verdict comes from `train.plateau.judge.judge` on the same history `train watch` replays from log.csv, so the
-live verdicts and the offline ones are the same; each is appended to watch.jsonl. The advice (`train.plateau.report`:
+The verdict comes from `train.plateau.judge.judge_all` (steady: it changes only on evidence beyond the noise) on the
+same history `train watch` replays from log.csv, so the live verdicts and the offline ones are the same; each is
+appended to watch.jsonl. The advice (`train.plateau.report`:
 plateau.json, plateau.md, next_config.yaml) is written when a verdict asks the user to act and rewritten when that
-verdict changes; `plateau.action: stop` stops the run when the same such verdict holds at two evaluations in a row.
+verdict changes; `plateau.action: stop` stops the run at the first such verdict (a steady verdict is a confirmed one).
 
 A `--smoke` run (`smoke`: the settings it set) is watched but not judged: its report says what the watch would have
 written, with no levers and no next_config.yaml. `train.plateau.callback.PlateauCallback` is this watch configured
@@ -21,7 +22,7 @@ from transformers import TrainerCallback
 from analyze.schema import Config
 from train.outputs import NEXT_CONFIG, REPORT, REPORT_MD, VERDICTS_LOG
 from train.plateau.foreign import history
-from train.plateau.judge import Verdict, judge
+from train.plateau.judge import Verdict, judge_all
 from train.plateau.report import StepScale, summary_lines, write_plateau_report
 from train.ranks import from_main
 
@@ -51,7 +52,6 @@ class PlateauWatch(TrainerCallback):
         self.smoke = smoke  # the settings --smoke set; None for a real run
         self.values = values  # a foreign run's lever values and where each came from (train.plateau.foreign)
         self.verdict: Verdict | None = None
-        self.previous: str | None = None  # the verdict at the evaluation before this one
         report = self.out_dir / REPORT
         # the advice is written once per verdict, across a kill and --resume too
         self.reported = json.loads(report.read_text()).get("verdict") if resuming and report.is_file() else None
@@ -75,9 +75,8 @@ class PlateauWatch(TrainerCallback):
         # Rank 0 judges and every rank obeys: a stop taken by one process alone would leave the others waiting in
         # their next collective. (The histories are the same on every rank; the broadcast makes it certain.)
         main = state.is_world_process_zero
-        verdict = judge(evals, train, self.cfg.plateau, self.window_steps, lrs) if main else None
+        verdict = judge_all(evals, train, self.cfg.plateau, self.window_steps, lrs)[-1] if main else None
         self.verdict = verdict = from_main(verdict)
-        previous, self.previous = self.previous, verdict.kind
         if main:
             with open(self.out_dir / VERDICTS_LOG, "a") as f:
                 line = {"step": verdict.step, "verdict": verdict.kind, "window_steps": self.window_steps}
@@ -87,8 +86,10 @@ class PlateauWatch(TrainerCallback):
         if verdict.kind != self.reported and main:
             self._report(verdict, evals)
         self.reported = verdict.kind
-        if self.cfg.plateau.action == "stop" and verdict.kind in STOPS_ON and previous == verdict.kind:
-            self.say(f"plateau watch: stopping ({verdict.kind} at two evaluations in a row, plateau.action: stop)")
+        # a steady verdict is a confirmed one (`judge_all`: at two evaluations in a row, or at once beyond twice its
+        # threshold), so the first one that asks to act is the one to stop on
+        if self.cfg.plateau.action == "stop" and verdict.kind in STOPS_ON:
+            self.say(f"plateau watch: stopping ({verdict.kind} confirmed at step {verdict.step}, plateau.action: stop)")
             control.should_training_stop = True
             control.should_save = True
 
