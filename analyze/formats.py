@@ -283,14 +283,16 @@ def _messages(turns: Any, role_key: str, content_key: str, roles: dict[str, str]
 
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")  # how exports name a reply's reasoning
 TEXT_PARTS = ("text", "input_text", "output_text")  # content-part types that hold text
+TEXT_KEYS = ("text", "value")  # where a text part keeps its text: OpenAI's `text`, LLaMA-Factory's `value`
 PART_SEPARATOR = "\n"  # text parts are joined with this, so every template sees one string
 
 
 def _content(content: Any, i: int, key: str, calls) -> str:
-    """A message's content as one string: text parts joined; null only beside tool calls.
+    """A message's content as one string: text parts joined; null only beside tool calls. A text part holds its
+    text under `text` (OpenAI) or `value` (LLaMA-Factory's newer datasets).
 
-    >>> _content([{"type": "text", "text": "x"}, "y"], 0, "content", None)
-    'x\\ny'
+    >>> _content([{"type": "text", "text": "x"}, "y", {"type": "text", "value": "z"}], 0, "content", None)
+    'x\\ny\\nz'
     """
     if isinstance(content, str):
         return content
@@ -301,13 +303,21 @@ def _content(content: Any, i: int, key: str, calls) -> str:
         for part in content:
             if isinstance(part, str):
                 texts.append(part)
-            elif isinstance(part, dict) and part.get("type") in TEXT_PARTS and isinstance(part.get("text"), str):
-                texts.append(part["text"])
+            elif isinstance(part, dict) and part.get("type") in TEXT_PARTS and _part_text(part) is not None:
+                texts.append(_part_text(part))
+            elif isinstance(part, dict) and part.get("type") in TEXT_PARTS:
+                detail = f"message {i}: a {part['type']!r} part has no 'text' or 'value' string"
+                raise SkipRecord("non_string_content", detail)
             else:
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
                 raise SkipRecord("non_text_content", f"message {i}: a content part of type {kind!r} (not text)")
         return PART_SEPARATOR.join(texts)
     raise SkipRecord("non_string_content", f"message {i}: {key!r} is {type(content).__name__}, not a string")
+
+
+def _part_text(part: dict) -> str | None:
+    """A text part's text: its `text`, else its `value`; None when neither is a string."""
+    return next((part[k] for k in TEXT_KEYS if isinstance(part.get(k), str)), None)
 
 
 def _as_list(calls: Any, i: int) -> list:

@@ -172,6 +172,24 @@ def test_non_text_parts_and_bad_calls_are_named_skips(tmp_path, qwen3):
     assert dict(result.skips.counts) == {"non_text_content": 1, "bad_tool_call": 1, "bad_tools": 1}
 
 
+def test_llama_factory_text_parts_keep_their_text_under_value(tmp_path, qwen3):
+    """LLaMA-Factory's newer datasets write a text part as {"type": "text", "value": ...}: it is text, and the record
+    renders exactly as the same conversation with string contents; a text part with neither key is a named skip."""
+    parts = {"messages": [
+        {"role": "user", "content": [{"type": "text", "value": "Hello"}, {"type": "text", "text": "there"}]},
+        {"role": "assistant", "content": [{"type": "text", "value": "Hi!"}]},
+    ]}  # fmt: skip
+    plain = {"messages": [{"role": "user", "content": "Hello\nthere"}, {"role": "assistant", "content": "Hi!"}]}
+    empty = {"messages": [{"role": "user", "content": [{"type": "text", "image": "x.png"}]}]}
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (parts, plain, empty)))
+    result = tokenize_files([path], qwen3, keep_ids=True, cache=False)
+    assert result.records == 2 and dict(result.skips.counts) == {"non_string_content": 1}
+    assert "a 'text' part has no 'text' or 'value' string" in result.skips.examples[0]
+    assert result.table.row_ids(0).tolist() == result.table.row_ids(1).tolist()
+    assert result.table.row_ids(1).tolist() == qwen3.apply_chat_template(plain["messages"], tokenize=True)["input_ids"]
+
+
 @pytest.mark.integration
 def test_the_position_limit_is_the_measured_models_never_the_configs_other_model(tmp_path, capsys):
     from analyze.cli import main
