@@ -3,12 +3,15 @@
 Both commands take every config key as `--section.key VALUE` (`--lora.r 32`, `--optim.learning_rate=3e-4`; top-level
 keys as `--max_length 1024`, `--model ID`) and the same short aliases (`ALIASES`: `--max-length`,
 `--micro-batch-size`, `--device` …). In every flag dashes and underscores are the same (`--optim.learning-rate`).
-Values are YAML scalars (`32`, `3e-4`, `true`, `null`); a list key also takes `a,b`. Each value is typed and checked
+Values are YAML scalars (`32`, `3e-4`, `true`, `null`); a list key also takes `a,b`; a true/false key's flag alone
+means true (`--fix-roles` is `--fix-roles true`). Each value is typed and checked
 as the config checks it, and a bad one is one line naming the flag and the nearest valid value:
 
 >>> parse_config_flags(["--lora.r", "32", "--micro-batch-size=2", "--data.train", "a.jsonl,b.jsonl"])
 {'lora.r': (32, '--lora.r'), 'optim.micro_batch_size': (2, '--micro-batch-size'), \
 'data.train': (['a.jsonl', 'b.jsonl'], '--data.train')}
+>>> parse_config_flags(["--fix-roles", "--run.memory_check", "false"])
+{'data.fix_roles': (True, '--fix-roles'), 'run.memory_check': (False, '--run.memory_check')}
 >>> parse_config_flags(["--lora.dropout", "1.5"])
 Traceback (most recent call last):
 analyze.errors.UserError: --lora.dropout 1.5: lora.dropout is 1.5; it must be ≥ 0 and < 1 (e.g. 0.05, the default)
@@ -34,7 +37,8 @@ from analyze.errors import UserError
 from analyze.schema import Config
 
 # Short flags for config keys, accepted by both commands: what `lengthscan` (all but the last three) and `train`
-# (the last three) accepted before issue 23. Top-level keys need none (`--model`, `--tokenizer`, `--gpu` are keys).
+# (the last three) accepted before issue 23, and `--fix-roles` (issue 25: the fix a skip names). Top-level keys need
+# none (`--model`, `--tokenizer`, `--gpu` are keys).
 ALIASES = {
     "max-length": "max_length",
     "chat-template": "chat_template",
@@ -42,6 +46,7 @@ ALIASES = {
     "split": "data.split",
     "subset": "data.subset",
     "max-skip": "data.max_skip",
+    "fix-roles": "data.fix_roles",
     "policy": "suggest.policy",
     "target": "suggest.target",
     "round-to": "suggest.round_to",
@@ -151,6 +156,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             about = field_meta(section)["help"] if is_section(section) else "top-level keys of the config file"
             groups[section] = parser.add_argument_group(title, about.replace("%", "%%"))
         meta = field_meta(key)
+        switch = {"nargs": "?", "const": "true"} if hint is bool else {}  # `--fix-roles` alone means true
         groups[section].add_argument(
             f"--{key}",
             *aliases.get(key, []),
@@ -158,6 +164,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             key=key,
             metavar=_metavar(hint, meta["choices"]),
             help=meta["help"].replace("%", "%%"),
+            **switch,
         )
 
 
@@ -195,7 +202,8 @@ def parse_value(key: str, raw: str, flag: str | None = None) -> Any:
         if "nearest" in str(e) or "e.g." in str(e) or not isinstance(default, (bool, int, float, str)):
             raise
         shown = str(default).lower() if isinstance(default, bool) else default
-        raise UserError(f"{e} (e.g. {flag} {shown}, the default)") from None
+        alone = f"; {flag} alone means true (put FILES before it)" if isinstance(default, bool) else ""
+        raise UserError(f"{e} (e.g. {flag} {shown}, the default){alone}") from None
     node: Any = cfg
     for part in key.split("."):
         node = getattr(node, part)
