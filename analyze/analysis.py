@@ -16,6 +16,7 @@ from analyze.model_facts import model_limit
 from analyze.pipeline import Tokenized, cached, tokenize_files
 from analyze.plan import make_plan
 from analyze.reader import check_paths
+from analyze.render import FIXABLE
 from analyze.schema import Config, SuggestConfig
 from analyze.split import eval_mask
 from analyze.stats import LengthStats, PlanStats, candidate_lengths, candidates, length_stats, plan_stats
@@ -247,7 +248,8 @@ def read_options(cfg: Config) -> Options:
 
 def check_skips(tokenized: Tokenized, max_skip: float) -> None:
     """A one-line error when nothing could be analysed or more than `max_skip` of the records were skipped: the
-    count, the top reasons, the first skipped lines and the fix. Both commands call it."""
+    count, the top reasons, the first skipped lines and the fixes (`--fix-roles` when it renders some of them,
+    `--max-skip`). Both commands call it."""
     from analyze.errors import UserError
 
     skips, n = tokenized.skips, tokenized.records
@@ -257,12 +259,20 @@ def check_skips(tokenized: Tokenized, max_skip: float) -> None:
         raise UserError(f"{where}: no records to analyse (an empty table, split or sample); point at data with records")
     if not skips.total:
         return
+    fixable = sum(1 for _, reason, detail in skips.records if reason == "template_error" and detail.endswith(FIXABLE))
+    roles = (
+        f"pass --fix-roles (data.fix_roles: true), which renders the {fixable:,} the chat template refuses for their "
+        "roles (turns of one role merged, tool turns folded into user and assistant text)"
+    )
     if not n:
-        raise UserError(f"no record could be analysed: {skips.summary(n)}; first: {first}; check --format")
+        raise UserError(
+            f"no record could be analysed: {skips.summary(n)}; first: {first}; {roles if fixable else 'check --format'}"
+        )
     if skips.total / (n + skips.total) > max_skip:
         raise UserError(
-            f"{skips.summary(n)}, more than data.max_skip {max_skip:g}; first: {first}; fix the data (`lengthscan "
-            "DATA --skipped-out FILE` lists every one), or allow it with --max-skip RATE"
+            f"{skips.summary(n)}, more than data.max_skip {max_skip:g}; first: {first}; "
+            f"{roles + '; ' if fixable else ''}fix the data (`lengthscan DATA --skipped-out FILE` lists every one), "
+            "or allow it with --max-skip RATE"
         )
 
 

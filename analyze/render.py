@@ -88,25 +88,33 @@ class Renderer:
 
     def render_fixing(self, example: Example, fix_roles: bool) -> tuple[str, Example, tuple[str, ...]]:
         """`render`, and when the template refuses the roles and `fix_roles` is on, the `ROLE_FIXES` in order
-        until it accepts: (text, the example as rendered, the fixes applied)."""
+        until it accepts: (text, the example as rendered, the fixes applied). With `fix_roles` off, a refusal the
+        fixes would cure says so in its detail (`FIXABLE`), so the skip names the flag that exists."""
         try:
             return self.render(example), example, ()
-        except SkipRecord:
-            if not (fix_roles and isinstance(example, Conversation)):
+        except SkipRecord as refused:
+            fixed = self._fixed(example) if isinstance(example, Conversation) else None
+            if fixed is None:
                 raise
-            messages, applied = example.messages, []
-            for name, fix in ROLE_FIXES:
-                changed = fix(messages)
-                if changed == messages:
-                    continue
-                messages = changed
-                applied.append(name)
-                candidate = Conversation(messages, example.tools)
-                try:
-                    return self.render(candidate), candidate, tuple(applied)
-                except SkipRecord:
-                    continue
-            raise
+            if not fix_roles:
+                raise SkipRecord(refused.reason, refused.detail + FIXABLE) from None
+            return fixed
+
+    def _fixed(self, example: Conversation) -> tuple[str, Example, tuple[str, ...]] | None:
+        """The first rendering the `ROLE_FIXES` (each on top of the one before) get the template to accept, or None."""
+        messages, applied = example.messages, []
+        for name, fix in ROLE_FIXES:
+            changed = fix(messages)
+            if changed == messages:
+                continue
+            messages = changed
+            applied.append(name)
+            candidate = Conversation(messages, example.tools)
+            try:
+                return self.render(candidate), candidate, tuple(applied)
+            except SkipRecord:
+                continue
+        return None
 
     def render_messages(self, messages: list[dict], tools: list[dict] | None = None) -> str:
         """The template's text for these messages; `SkipRecord` when the template refuses them (any other error is
@@ -210,6 +218,7 @@ def template_refused(e: BaseException) -> bool:
     return isinstance(e, TemplateError) or raised_in(e, lambda f: f == TEMPLATE_FILENAME)
 
 
+FIXABLE = " (--fix-roles renders it)"  # ends a template_error whose roles `data.fix_roles` would fix
 TEMPLATE_FILENAME = "<template>"  # the file name Jinja gives the code of a template compiled from a string
 MARKS = 6400  # private-use characters U+E000…: one distinct marker per message
 _MARK_CHARS = "".join(chr(0xE000 + k) for k in range(MARKS))
