@@ -14,7 +14,7 @@ from analyze.formats import Options, load_tools
 from analyze.memory import Fit, MemoryModel, memory_model
 from analyze.model_facts import model_limit
 from analyze.pipeline import Tokenized, cached, tokenize_files
-from analyze.plan import make_plan
+from analyze.plan import Plan, make_plan
 from analyze.reader import check_paths
 from analyze.render import FIXABLE
 from analyze.schema import Config, SuggestConfig
@@ -31,6 +31,7 @@ class Analysis:
     tokenized: Tokenized
     cfg: Config
     held_out: np.ndarray  # per record: held out for eval (`analyze.split`), so not in the train numbers
+    eval_plan: Plan  # the held-out records after the overlong policy, packed apart: what `train` evaluates
     lengths: LengthStats
     at_max_length: PlanStats
     suggestion: Suggestion
@@ -59,7 +60,8 @@ class Analysis:
 
     @property
     def eval_records(self) -> int:
-        return int(self.held_out.sum())
+        """The conversations `train` evaluates: held out, and kept by the overlong policy with a supervised token."""
+        return len(self.eval_plan.records)
 
     @property
     def table(self):
@@ -197,6 +199,7 @@ def analyze(
         tokenized=tokenized,
         cfg=cfg,
         held_out=held,
+        eval_plan=eval_plan(table, cfg, held),
         lengths=length_stats(table.tokens),
         at_max_length=here,
         suggestion=suggestion,
@@ -283,6 +286,26 @@ def held_out(table, cfg: Config) -> np.ndarray:
     if fraction == 0:
         return np.zeros(len(table), dtype=bool)
     return eval_mask(table.content_hash, fraction, cfg.optim.seed, cfg.data.eval_max)
+
+
+def eval_plan(table, cfg: Config, held: np.ndarray | None = None) -> Plan:
+    """The eval conversations' plan at cfg.max_length: the held-out records (`held`, default `held_out`) that the
+    overlong policy keeps with a supervised token, packed apart from the train split. Both commands count eval from
+    it — lengthscan's `eval_records`, train's eval rows — so a held-out record the policy drops counts in neither.
+
+    >>> import numpy as np
+    >>> from analyze.config import with_values
+    >>> from analyze.lengths import LengthTable
+    >>> t = LengthTable(file_index=np.zeros(3, np.int32), line=np.array([1, 2, 3]), tokens=np.array([6, 12, 5]),
+    ...     supervised=np.array([3, 7, 2]), span_record=np.array([0, 1, 2]), span_start=np.array([3, 5, 3]),
+    ...     span_end=np.array([6, 12, 5]))
+    >>> cfg = with_values(Config(), {"max_length": 8, "overlong": "drop"})
+    >>> held = np.array([False, True, True])          # records 2 and 3 held out; record 2 (12 tokens) is dropped
+    >>> eval_plan(t, cfg, held).records.tolist()
+    [2]
+    """
+    held = held_out(table, cfg) if held is None else held
+    return make_plan(table, cfg.max_length, cfg.overlong, held)
 
 
 def analyze_files(

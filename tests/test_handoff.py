@@ -59,7 +59,7 @@ def test_a_config_written_for_another_model_trains_what_was_measured(tmp_path, l
     assert again["packed_rows"] == plan["train_rows"]
     assert again["steps_per_epoch"]["packed"] == plan["steps_per_epoch"]
     assert again["split"]["train_records"] == plan["train_conversations"]
-    assert again["split"]["eval_records"] >= plan["eval_conversations"] > 0  # eval keeps those that train
+    assert again["split"]["eval_records"] == plan["eval_conversations"] > 0  # eval keeps those that train
 
     # --auto-maxlen suggests by the recorded policy, so it finds the same max_length
     auto, err = _json(capsys, train, ["--config", str(config), "--dry-run", "--json", "--auto-maxlen"])
@@ -143,6 +143,57 @@ def test_duplicates_stay_on_one_side(tmp_path, qwen3, write_jsonl):
     held = {int(r) % 200 for i in range(len(data.eval)) for r in data.eval.records_of(i)}
     trained = {int(r) % 200 for i in range(len(data.train)) for r in data.train.records_of(i)}
     assert held and not held & trained
+
+
+# 20 conversations; those at 0-based index 1, 4, 7, … (every third) have a long answer: 74-76 Qwen3 tokens, the
+# others 22-24. At max_length 64 with `overlong: drop` the long ones are dropped, on either side of the split.
+LONG = {1, 4, 7, 10, 13, 16, 19}
+SPLIT = ["--data.eval_fraction", "0.25", "--max_length", "64", "--overlong", "drop"]
+HELD = [2, 4, 8, 9, 13, 19]  # held out by content hash at seed 42, eval_fraction 0.25 (pinned here)
+# by hand: 6 held out, of which 4, 13 and 19 are long and dropped → 3 evaluated; 14 train, 4 long (1, 7, 10, 16) → 10
+EVAL_BY_HAND, TRAIN_BY_HAND = 3, 10
+
+
+def _dropped_in_eval(write_jsonl):
+    long = " Here is a much longer answer with many more words in it." * 4
+    return write_jsonl(
+        [{"messages": [{"role": "user", "content": f"Question {k}?"},
+                       {"role": "assistant", "content": f"Answer {k}." + (long if k in LONG else "")}]}
+         for k in range(20)]
+    )  # fmt: skip
+
+
+def test_a_held_out_record_the_overlong_policy_drops_counts_in_neither_eval(write_jsonl, qwen3):
+    """lengthscan's eval count is train's: held-out records after the overlong policy (`analysis.eval_plan`)."""
+    import numpy as np
+
+    from analyze.analysis import analyze
+    from analyze.config import with_values
+    from analyze.pipeline import tokenize_files
+    from analyze.schema import Config
+    from train.data import build
+
+    tokenized = tokenize_files([_dropped_in_eval(write_jsonl)], qwen3, keep_ids=True, cache=False)
+    tokens = tokenized.table.tokens
+    assert all((tokens[k] > 64) == (k in LONG) for k in range(20))
+    cfg = with_values(Config(), {"data.eval_fraction": 0.25, "max_length": 64, "overlong": "drop"})
+    analysis = analyze(tokenized, cfg)
+    assert np.flatnonzero(analysis.held_out).tolist() == HELD
+    data = build(cfg, qwen3, tokenized)
+    assert analysis.eval_records == data.eval.conversations == EVAL_BY_HAND  # lengthscan said 6 before issue 25
+    assert sorted(int(r) for i in range(len(data.eval)) for r in data.eval.records_of(i)) == [2, 8, 9]
+    assert analysis.at_max_length.records_trained == data.train.conversations == TRAIN_BY_HAND
+
+
+@pytest.mark.integration
+def test_lengthscan_prints_the_eval_count_train_dry_run_reports(write_jsonl, capsys):
+    path = _dropped_in_eval(write_jsonl)
+    plan, _ = _json(capsys, train, ["--data.train", str(path), *SPLIT, "--dry-run", "--json"])
+    report, _ = _json(capsys, lengthscan, [str(path), *SPLIT, "--json"])
+    assert report["split"]["eval_records"] == plan["eval_conversations"] == EVAL_BY_HAND
+    assert report["split"]["train_records"] == plan["train_conversations"] == TRAIN_BY_HAND
+    assert lengthscan([str(path), *SPLIT]) == 0
+    assert f"+ {EVAL_BY_HAND} held out for eval (data.eval_fraction 0.25)" in capsys.readouterr().out
 
 
 @pytest.mark.integration

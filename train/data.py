@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyze.analysis import Analysis, analyze, check_skips, held_out, read_options
+from analyze.analysis import Analysis, analyze, check_skips, eval_plan, held_out, read_options
 from analyze.errors import UserError
 from analyze.memory import memory_model
 from analyze.model_facts import model_positions
@@ -87,7 +87,8 @@ def tokenize(cfg: Config, tokenizer, files: list) -> Tokenized:
 
 def build(cfg: Config, tokenizer, tokenized: Tokenized) -> TrainData:
     """The train split's plan and rows at cfg.max_length, and the eval rows: the data.eval files, or the
-    conversations `analyze.analysis.held_out` holds out (the same ones at any max_length), packed apart."""
+    conversations `analyze.analysis.held_out` holds out (the same ones at any max_length) that the overlong policy
+    keeps, packed apart (`analyze.analysis.eval_plan`, as lengthscan counts them)."""
     table = tokenized.table
     held = held_out(table, cfg)
     plan = make_plan(table, cfg.max_length, cfg.overlong, ~held)
@@ -101,7 +102,7 @@ def build(cfg: Config, tokenizer, tokenized: Tokenized) -> TrainData:
         ev_rows = PackedRows(ev.table, make_plan(ev.table, cfg.max_length, cfg.overlong))
         source = "data.eval files" if len(ev_rows) else "no record of the data.eval files trains at this max_length"
         return TrainData(tokenized, plan, PackedRows(table, plan), ev_rows if len(ev_rows) else None, source)
-    ev_plan = make_plan(table, cfg.max_length, cfg.overlong, held)
+    ev_plan = eval_plan(table, cfg, held)  # the count lengthscan prints as eval_records
     eval_rows = PackedRows(table, ev_plan) if len(ev_plan.rows) else None
     if eval_rows is not None:
         source = f"data.eval_fraction {cfg.data.eval_fraction:g} of the conversations, held out by content hash"
