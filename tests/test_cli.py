@@ -146,3 +146,24 @@ def test_write_config_on_unparseable_file_exits_2_untouched(tmp_path, capsys):
     assert cfg.read_text() == "lora: [\n"
     err = capsys.readouterr().err
     assert err.startswith("lengthscan: error:") and "not valid YAML" in err and len(err.strip().splitlines()) == 1
+
+
+def conversation(words: int) -> dict:
+    return {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "word " * words}]}
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_candidate_table_is_readable_at_80_columns(write_jsonl, capsys, monkeypatch, columns):
+    """No header of the report is cut with "…" on an 80-column terminal; at 120 the headers are the wide ones."""
+    path = write_jsonl([conversation(n) for n in range(0, 600, 20)])
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "candidate max_lengths" in out and "peak" in out  # the widest table, with the memory column
+    assert "…" not in out
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= columns
+    table = out.split("candidate max_lengths")[1].splitlines()[1:]
+    header = " ".join(table[: next(i for i, line in enumerate(table) if line.split()[0][0].isdigit())]).split()
+    wide = {"max_length", "assistant", "pad-to-max"}  # the headers the README's sample report shows, at 120
+    assert wide <= set(header) if columns == 120 else not wide & set(header)
+    assert {"cut", "lost", "packed", "rows", "epoch", "peak", "GiB", "(T4)"} <= set(header)
