@@ -167,3 +167,24 @@ def test_candidate_table_is_readable_at_80_columns(write_jsonl, capsys, monkeypa
     wide = {"max_length", "assistant", "pad-to-max"}  # the headers the README's sample report shows, at 120
     assert wide <= set(header) if columns == 120 else not wide & set(header)
     assert {"cut", "lost", "packed", "rows", "epoch", "peak", "GiB", "(T4)"} <= set(header)
+
+
+@pytest.mark.parametrize("name", ["data.json", "data.jsonl", "data.jsonl.gz"])
+def test_write_config_given_the_data_file_says_so(tmp_path, monkeypatch, capsys, name):
+    """`lengthscan --write-config data.json`: --write-config took the data for the config; one line with the fix,
+    and the data file untouched."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / name
+    body = json.dumps([conversation(3)]).encode()
+    body = gzip.compress(body) if name.endswith(".gz") else body
+    data.write_bytes(body)
+    assert main(["--write-config", name]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"lengthscan: error: --write-config {name}: that is data, not a config (--write-config takes the YAML file to "
+        f"write); did you mean `lengthscan {name} --write-config`?"
+    )
+    assert main([str(SAMPLE), "--write-config", name]) == 2
+    assert "did you mean `--write-config lengthscan.yaml`?" in capsys.readouterr().err
+    assert data.read_bytes() == body
+    assert not (tmp_path / "lengthscan.yaml").exists()
