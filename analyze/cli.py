@@ -126,7 +126,24 @@ def run(args: argparse.Namespace) -> int:
         target, created = written
         verb = "created" if created else "updated"
         print(f"lengthscan: {verb} {target}: max_length = {analysis.suggestion.max_length}", file=sys.stderr)
+    if not args.json:  # on stderr, as the line above: stdout stays the report
+        print(next_step(written[0] if written else None, cfg_file), file=sys.stderr)
     return 0
+
+
+def next_step(written: Path | None, cfg_file: Path | None) -> str:
+    """The command to run after the report: write the suggestion into a config, or check the run it configures.
+
+    >>> print(next_step(None, None))
+    next: add --write-config lengthscan.yaml to this command, then: train --config lengthscan.yaml --dry-run
+    >>> print(next_step(Path("run.yaml"), None))
+    next: train --config run.yaml --dry-run (the run's plan, nothing trained), then without --dry-run to train
+    """
+    if written:
+        plan = "(the run's plan, nothing trained), then without --dry-run to train"
+        return f"next: train --config {written} --dry-run {plan}"
+    target = config_target(cfg_file)
+    return f"next: add --write-config {target} to this command, then: train --config {target} --dry-run"
 
 
 def _check_args(args: argparse.Namespace) -> None:

@@ -169,6 +169,31 @@ def test_candidate_table_is_readable_at_80_columns(write_jsonl, capsys, monkeypa
     assert {"cut", "lost", "packed", "rows", "epoch", "peak", "GiB", "(T4)"} <= set(header)
 
 
+def test_the_report_ends_with_the_next_step(write_jsonl, tmp_path, monkeypatch, capsys):
+    """On stderr, after the report (stdout stays the report the README shows): write the config, then check the run."""
+    monkeypatch.chdir(tmp_path)
+    path = write_jsonl([conversation(n) for n in range(0, 100, 20)])
+    assert main([str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "next:" not in out
+    assert err.splitlines()[-1] == (
+        "next: add --write-config lengthscan.yaml to this command, then: train --config lengthscan.yaml --dry-run"
+    )
+    assert main([str(path), "--write-config", "run.yaml"]) == 0
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"lengthscan: created run.yaml: max_length = {load_config_max_length(tmp_path / 'run.yaml')}",
+        "next: train --config run.yaml --dry-run (the run's plan, nothing trained), then without --dry-run to train",
+    ]
+    assert main([str(path), "--json"]) == 0
+    assert "next:" not in capsys.readouterr().err  # --json is for scripts: stdout one document, no advice
+
+
+def load_config_max_length(path: Path) -> int:
+    from analyze.config import load_config
+
+    return load_config(path).max_length
+
+
 @pytest.mark.parametrize("name", ["data.json", "data.jsonl", "data.jsonl.gz"])
 def test_write_config_given_the_data_file_says_so(tmp_path, monkeypatch, capsys, name):
     """`lengthscan --write-config data.json`: --write-config took the data for the config; one line with the fix,
