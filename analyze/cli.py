@@ -135,7 +135,7 @@ def next_step(written: Path | None, cfg_file: Path | None) -> str:
     """The command to run after the report: write the suggestion into a config, or check the run it configures.
 
     >>> print(next_step(None, None))
-    next: add --write-config lengthscan.yaml to this command, then: train --config lengthscan.yaml --dry-run
+    next: the same lengthscan command with --write-config lengthscan.yaml; then train --config lengthscan.yaml --dry-run
     >>> print(next_step(Path("run.yaml"), None))
     next: train --config run.yaml --dry-run (the run's plan, nothing trained), then without --dry-run to train
     """
@@ -143,7 +143,7 @@ def next_step(written: Path | None, cfg_file: Path | None) -> str:
         plan = "(the run's plan, nothing trained), then without --dry-run to train"
         return f"next: train --config {written} --dry-run {plan}"
     target = config_target(cfg_file)
-    return f"next: add --write-config {target} to this command, then: train --config {target} --dry-run"
+    return f"next: the same lengthscan command with --write-config {target}; then train --config {target} --dry-run"
 
 
 def _check_args(args: argparse.Namespace) -> None:

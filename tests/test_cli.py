@@ -177,7 +177,8 @@ def test_the_report_ends_with_the_next_step(write_jsonl, tmp_path, monkeypatch, 
     out, err = capsys.readouterr()
     assert "next:" not in out
     assert err.splitlines()[-1] == (
-        "next: add --write-config lengthscan.yaml to this command, then: train --config lengthscan.yaml --dry-run"
+        "next: the same lengthscan command with --write-config lengthscan.yaml; "
+        "then train --config lengthscan.yaml --dry-run"
     )
     assert main([str(path), "--write-config", "run.yaml"]) == 0
     assert capsys.readouterr().err.splitlines()[-2:] == [
