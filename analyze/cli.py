@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
     from analyze.config_write import write_suggestion
     from analyze.sample import SampleSpec
 
+    _check_args(args)
     cfg_file = config_path(args.config)
     if cfg_file is None and args.write_config and Path(args.write_config).is_file():
         cfg_file = Path(args.write_config)  # the file about to be edited is the run's config: read it first
     cfg = load_config(cfg_file)
-    _check_args(args)
     flags = config_values(args)
     given = {key: value for key, (value, _) in flags.items()}
     if "model" in given and "tokenizer" not in given:
@@ -126,17 +126,47 @@ def run(args: argparse.Namespace) -> int:
         target, created = written
         verb = "created" if created else "updated"
         print(f"lengthscan: {verb} {target}: max_length = {analysis.suggestion.max_length}", file=sys.stderr)
+    if not args.json:  # on stderr, as the line above: stdout stays the report
+        print(next_step(written[0] if written else None, cfg_file), file=sys.stderr)
     return 0
+
+
+def next_step(written: Path | None, cfg_file: Path | None) -> str:
+    """The command to run after the report: write the suggestion into a config, or check the run it configures.
+
+    >>> print(next_step(None, None))
+    next: the same lengthscan command with --write-config lengthscan.yaml; then train --config lengthscan.yaml --dry-run
+    >>> print(next_step(Path("run.yaml"), None))
+    next: train --config run.yaml --dry-run (the run's plan, nothing trained), then without --dry-run to train
+    """
+    if written:
+        plan = "(the run's plan, nothing trained), then without --dry-run to train"
+        return f"next: train --config {written} --dry-run {plan}"
+    target = config_target(cfg_file)
+    return f"next: the same lengthscan command with --write-config {target}; then train --config {target} --dry-run"
 
 
 def _check_args(args: argparse.Namespace) -> None:
     """Options that are not config keys (those are checked with the config)."""
+    if args.write_config and _is_data(Path(args.write_config)):  # `lengthscan --write-config data.json`
+        fix = f"lengthscan {args.write_config} --write-config" if not args.files else "--write-config lengthscan.yaml"
+        raise UserError(
+            f"--write-config {args.write_config}: that is data, not a config (--write-config takes the YAML "
+            f"file to write); did you mean `{fix}`?"
+        )
     if args.lengths_out and not args.lengths_out.endswith((".csv", ".parquet")):
         raise UserError(f"--lengths-out {args.lengths_out}: use a .csv or .parquet file name")
     if args.skipped_out and not args.skipped_out.endswith((".csv", ".jsonl")):
         raise UserError(f"--skipped-out {args.skipped_out}: use a .csv or .jsonl file name")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UserError(f"--plot {args.plot}: the figure is a PNG; give a file name ending in .png")
+
+
+def _is_data(path: Path) -> bool:
+    """An existing file of records (.jsonl, .json, .parquet …, by its name) or a folder: no config is either."""
+    from analyze.sources import SUFFIXES
+
+    return path.is_dir() or (path.is_file() and path.name.lower().endswith(SUFFIXES))
 
 
 def write_skipped(skips, path: Path) -> None:

@@ -2,8 +2,8 @@
 arrow, Hugging Face datasets — counting every bad one.
 
 Every record in the input is either yielded or counted in the `SkipLog` under a reason, with its place
-(`file:line`, `file:row`) — so records read + skipped always equals the records in the input. Blank lines are not
-records.
+(`file:line`, `file:row`; a JSON array's element shown as `file record N`) — so records read + skipped always equals
+the records in the input. Blank lines are not records.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class SkipLog:
     records: list[tuple[str, str, str]] = field(default_factory=list)  # (file:line, reason, detail), input order
 
     def add(self, where: str, reason: str, detail: str) -> None:
-        line = f"{where}: {detail} [{reason}]"
+        line = f"{shown_place(where)}: {detail} [{reason}]"
         if self.strict:
             raise UserError(f"{line}{STRICT_HINT}")
         self.counts[reason] += 1
@@ -67,6 +67,22 @@ class SkipLog:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def shown_place(where: str) -> str:
+    """How a record's place (`file:N`) reads in a message: `file:line` for JSON lines, but a JSON array's N is the
+    element's number, not a line (the array is parsed whole, so its line is not known), and says so.
+
+    >>> shown_place("data.jsonl:7"), shown_place("data.json:7"), shown_place("in/data.json.gz:7")
+    ('data.jsonl:7', 'data.json record 7', 'in/data.json.gz record 7')
+    """
+    file, _, n = where.rpartition(":")
+    return f"{file} record {n}" if is_json_array(file) else where
+
+
+def is_json_array(path: str | Path) -> bool:
+    """A file read as one JSON array of records (`.json`, optionally `.gz` or `.zst`), not one record a line."""
+    return Path(path).name.lower().removesuffix(".gz").removesuffix(".zst").endswith(".json")
 
 
 def check_paths(inputs: list, split: str = DEFAULT_SPLIT, subset: str | None = None) -> list[Path | DatasetSource]:
@@ -149,8 +165,7 @@ class RecordReader:
                 continue
             with open(path, "rb") as raw:
                 stream = self._open(path, raw)
-                name = path.name.lower().removesuffix(".gz").removesuffix(".zst")
-                read = self._json_array if name.endswith(".json") else self._jsonl
+                read = self._json_array if is_json_array(path) else self._jsonl
                 n = 0
                 for n, (line, record) in enumerate(read(path, stream), 1):
                     if n % 256 == 0:
@@ -235,4 +250,7 @@ def _zstd_error() -> type[Exception]:
         return OSError
 
 
-__all__ = ["RecordReader", "SkipLog", "SkipRecord", "check_paths", "fingerprint", "parse_record"]
+__all__ = [
+    "RecordReader", "SkipLog", "SkipRecord", "check_paths", "fingerprint", "is_json_array", "parse_record",
+    "shown_place",
+]  # fmt: skip

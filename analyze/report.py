@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from analyze.analysis import Analysis
 
 BAR_WIDTH = 40
+UNBOUNDED = 10_000  # a width no table here reaches: to measure one's natural width
 
 
 def render(a: Analysis, current_source: str) -> Group:
@@ -169,22 +171,32 @@ def _split_line(a: Analysis) -> str:
     return f"+ {a.eval_records:,} held out for eval (data.eval_fraction {a.cfg.data.eval_fraction:g}), packed apart"
 
 
-def _candidates(a: Analysis) -> Table:
+# The candidate table's headers: as wide as they read best, and narrower ones (two or three lines, no word longer
+# than its column's numbers) for a terminal too narrow for the first: rich would cut a header word with "…".
+CANDIDATE_HEADERS = (
+    ("max_length", "max\nlength"),
+    ("records\ncut", "records\ncut"),
+    ("tokens\nlost", "tokens\nlost"),
+    ("assistant\ntokens lost", "asst.\ntokens\nlost"),
+    ("waste\npad-to-max", "waste\npad to\nmax"),
+    ("waste\npacked", "waste\npacked"),
+    ("packed\nrows", "packed\nrows"),
+    ("steps/\nepoch", "steps/\nepoch"),
+)
+
+
+def _candidates(a: Analysis) -> _FirstThatFits:
+    return _FirstThatFits(_candidate_table(a, narrow=False), _candidate_table(a, narrow=True))
+
+
+def _candidate_table(a: Analysis, narrow: bool) -> Table:
     table = Table(title="candidate max_lengths (train split packed, same overlong policy)", box=None, padding=(0, 1))
-    for col in (
-        "max_length",
-        "records\ncut",
-        "tokens\nlost",
-        "assistant\ntokens lost",
-        "waste\npad-to-max",
-        "waste\npacked",
-        "packed\nrows",
-        "steps/\nepoch",
-    ):
-        table.add_column(col, justify="right")
+    for headers in CANDIDATE_HEADERS:
+        table.add_column(headers[narrow], justify="right")
     memory = _memory_cells(a)
     if memory:
-        table.add_column(f"peak GiB\n({a.memory.gpu})", justify="right")
+        peak = "peak\nGiB" if narrow else "peak GiB"
+        table.add_column(f"{peak}\n({a.memory.gpu})", justify="right")
     for c in a.candidates:
         style = (
             "bold green"
@@ -204,6 +216,27 @@ def _candidates(a: Analysis) -> Table:
             style=style,
         )
     return table
+
+
+class _FirstThatFits:
+    """Renders the first of `choices` whose natural width fits the console (else the last): a table keeps its
+    readable headers on a wide terminal and switches to narrower ones instead of being cut on a narrow one."""
+
+    def __init__(self, *choices):
+        self.choices = choices
+
+    def _choice(self, console: Console, options: ConsoleOptions):
+        unbounded = options.update(max_width=UNBOUNDED)
+        for choice in self.choices:
+            if Measurement.get(console, unbounded, choice).maximum <= options.max_width:
+                return choice
+        return self.choices[-1]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        yield self._choice(console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self._choice(console, options))
 
 
 def _memory_cells(a: Analysis) -> dict[int, str]:

@@ -21,14 +21,35 @@ def read_yaml(path: Path) -> dict:
     try:
         data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except (YAMLError, UnicodeDecodeError) as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        at = f":{line + 1}" if line is not None else ""
-        raise UserError(f"{path}{at}: not valid YAML ({str(e).splitlines()[0]}); fix the file") from None
+        mark, what = _where(e)
+        at = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{at}: not valid YAML ({what}); fix the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: the config must be a YAML mapping of keys to values")
     return data
+
+
+def _where(e: Exception) -> tuple[Any, str]:
+    """The mark of the line to fix, and what is wrong there. The parser stops where it noticed the problem, which
+    for a token left open (a key without its colon, a quote or bracket never closed) is the line after the typo;
+    the token's start is the error's context mark then.
+
+    >>> from ruamel.yaml import YAML, YAMLError
+    >>> try:
+    ...     YAML(typ="safe").load("model: x\\nmax_length 512\\nlora:\\n  r: 16\\n")
+    ... except YAMLError as e:
+    ...     mark, what = _where(e)
+    >>> mark.line + 1, what
+    (2, "while scanning a simple key: could not find expected ':'")
+    """
+    context, problem = getattr(e, "context", None), getattr(e, "problem", None)
+    if problem is None:  # not a marked YAML error (e.g. invalid UTF-8): its own first line
+        return None, str(e).splitlines()[0]
+    left_open = context is not None and context.startswith(("while scanning", "while parsing a flow"))
+    mark = getattr(e, "context_mark", None) if left_open else None
+    return mark or getattr(e, "problem_mark", None), f"{context}: {problem}" if context else problem
 
 
 def parse_yaml(text: str) -> Any:

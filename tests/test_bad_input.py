@@ -171,3 +171,14 @@ def test_no_chat_template_is_a_clear_error_unless_given(tmp_path, write_jsonl, c
 def test_nothing_analysable_is_an_error(write_jsonl, capsys):
     assert main([str(write_jsonl(["{bad", "{worse"]))]) == 2
     assert "no record could be analysed: 2 of 2 records skipped (100.0%): malformed_json 2" in capsys.readouterr().err
+
+
+def test_a_json_arrays_bad_element_is_named_by_its_number_not_a_line(tmp_path, qwen3):
+    """In a JSON array N counts elements, not lines: the message says `record N` (element 2 starts on line 14)."""
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps([GOOD, {"question": "Hi", "answer": "Hello"}, GOOD], indent=2))
+    assert path.read_text().splitlines()[14].strip() == '"question": "Hi",'  # element 2 is nowhere near line 2
+    result = tokenize_files([path], qwen3)
+    assert result.skips.counts == {"unknown_format": 1}
+    (example,) = result.skips.examples
+    assert f"{path} record 2: " in example and f"{path}:2" not in example

@@ -146,3 +146,71 @@ def test_write_config_on_unparseable_file_exits_2_untouched(tmp_path, capsys):
     assert cfg.read_text() == "lora: [\n"
     err = capsys.readouterr().err
     assert err.startswith("lengthscan: error:") and "not valid YAML" in err and len(err.strip().splitlines()) == 1
+
+
+def conversation(words: int) -> dict:
+    return {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "word " * words}]}
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_candidate_table_is_readable_at_80_columns(write_jsonl, capsys, monkeypatch, columns):
+    """No header of the report is cut with "…" on an 80-column terminal; at 120 the headers are the wide ones."""
+    path = write_jsonl([conversation(n) for n in range(0, 600, 20)])
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "candidate max_lengths" in out and "peak" in out  # the widest table, with the memory column
+    assert "…" not in out
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= columns
+    table = out.split("candidate max_lengths")[1].splitlines()[1:]
+    header = " ".join(table[: next(i for i, line in enumerate(table) if line.split()[0][0].isdigit())]).split()
+    wide = {"max_length", "assistant", "pad-to-max"}  # the headers the README's sample report shows, at 120
+    assert wide <= set(header) if columns == 120 else not wide & set(header)
+    assert {"cut", "lost", "packed", "rows", "epoch", "peak", "GiB", "(T4)"} <= set(header)
+
+
+def test_the_report_ends_with_the_next_step(write_jsonl, tmp_path, monkeypatch, capsys):
+    """On stderr, after the report (stdout stays the report the README shows): write the config, then check the run."""
+    monkeypatch.chdir(tmp_path)
+    path = write_jsonl([conversation(n) for n in range(0, 100, 20)])
+    assert main([str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "next:" not in out
+    assert err.splitlines()[-1] == (
+        "next: the same lengthscan command with --write-config lengthscan.yaml; "
+        "then train --config lengthscan.yaml --dry-run"
+    )
+    assert main([str(path), "--write-config", "run.yaml"]) == 0
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"lengthscan: created run.yaml: max_length = {load_config_max_length(tmp_path / 'run.yaml')}",
+        "next: train --config run.yaml --dry-run (the run's plan, nothing trained), then without --dry-run to train",
+    ]
+    assert main([str(path), "--json"]) == 0
+    assert "next:" not in capsys.readouterr().err  # --json is for scripts: stdout one document, no advice
+
+
+def load_config_max_length(path: Path) -> int:
+    from analyze.config import load_config
+
+    return load_config(path).max_length
+
+
+@pytest.mark.parametrize("name", ["data.json", "data.jsonl", "data.jsonl.gz"])
+def test_write_config_given_the_data_file_says_so(tmp_path, monkeypatch, capsys, name):
+    """`lengthscan --write-config data.json`: --write-config took the data for the config; one line with the fix,
+    and the data file untouched."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / name
+    body = json.dumps([conversation(3)]).encode()
+    body = gzip.compress(body) if name.endswith(".gz") else body
+    data.write_bytes(body)
+    assert main(["--write-config", name]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"lengthscan: error: --write-config {name}: that is data, not a config (--write-config takes the YAML file to "
+        f"write); did you mean `lengthscan {name} --write-config`?"
+    )
+    assert main([str(SAMPLE), "--write-config", name]) == 2
+    assert "did you mean `--write-config lengthscan.yaml`?" in capsys.readouterr().err
+    assert data.read_bytes() == body
+    assert not (tmp_path / "lengthscan.yaml").exists()

@@ -174,3 +174,23 @@ def test_paths_in_a_config_file_are_relative_to_the_file(tmp_path, monkeypatch):
     assert cfg.data.eval == [str(folder / "e.jsonl")] and cfg.chat_template == str(folder / "t.jinja")
     assert cfg.tokenizer == str(folder / "my-tokenizer")  # a folder beside the config
     assert cfg.model == "Qwen/Qwen3-1.7B"  # a hub id stays a hub id
+
+
+# (a config with one typo, the line of the typo): the parser notices some typos only on the next line
+YAML_TYPOS = [
+    ("model: x\nmax_length 512\nlora:\n  r: 16\n", 2),  # a key without its colon
+    ("data:\n  train: [a.jsonl\nmodel: x\n", 2),  # a bracket never closed
+    ('model: "x\nmax_length: 512\n', 1),  # a quote never closed
+    ("lora:\n    r: 16\n  alpha: 32\n", 3),  # a key dedented too little
+    ("model: x\n\tmax_length: 512\n", 2),  # a tab
+    ("model: a: b\n", 1),
+]
+
+
+@pytest.mark.parametrize(("text", "line"), YAML_TYPOS)
+def test_read_yaml_names_the_line_of_the_typo(tmp_path, text, line):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=rf"c.yaml:{line}: not valid YAML \(") as e:
+        read_yaml(path)
+    assert "\n" not in str(e.value)

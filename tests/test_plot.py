@@ -152,3 +152,32 @@ def test_missing_matplotlib_names_the_extra(sample, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
     with pytest.raises(UserError, match=r"--plot needs matplotlib: pip install 'lengthscan\[plot\]'"):
         plot.write_main_figure(sample, tmp_path / "main.png")
+
+
+def test_train_plots_legend_covers_no_point(tmp_path):
+    """`train plot`: eval loss rising to its highest at the last step puts that point in the top right corner, where
+    the legend was; no train or eval point may lie under the legend's box."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from train.loss_plot import DPI, SIZE, loss_figure, plot_run
+
+    train = [(s, 3.0 - s / 1000) for s in range(10, 1001, 10)]  # falling from 3.0 to 2.0
+    evals = [(s, 2.4 + (s / 1000) ** 3) for s in range(0, 1001, 100)]  # rising to 3.4 at the last step, 1,000
+    rows = {s: [s, loss, ""] for s, loss in train}
+    for s, loss in evals:
+        rows.setdefault(s, [s, "", ""])[2] = loss
+    lines = ["step,train_loss,eval_loss,learning_rate,tokens_per_second,real_token_share"]
+    lines += [f"{s},{t},{e},,," for s, t, e in (rows[k] for k in sorted(rows))]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "plateau.json").write_text('{"verdict": "overfitting", "window": {"steps": [600, 1000]}}')
+    fig = loss_figure(tmp_path)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    (ax,) = fig.axes
+    legend = fig.legends[0] if fig.legends else ax.get_legend()
+    box = legend.get_window_extent(renderer)
+    points = ax.transData.transform(evals + train)
+    assert not box.contains(*points[len(evals) - 1])  # the last eval point, (1000, 3.4)
+    assert not any(box.contains(x, y) for x, y in points)
+    assert len(legend.get_texts()) == 4  # train, eval, the verdict's window, the guide's floor
+    assert png_size(plot_run(tmp_path)) == (SIZE[0] * DPI, SIZE[1] * DPI)  # the figure keeps its size

@@ -28,12 +28,22 @@ def read_log(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Draw `run_dir`/log.csv (and the window of `run_dir`/plateau.json if any) into a PNG; return its path."""
+    run_dir = Path(run_dir)
+    fig = loss_figure(run_dir)
+    target = Path(out) if out else run_dir / FIGURE
+    with replacing(target) as tmp:
+        fig.savefig(tmp, format="png")
+    return target
+
+
+def loss_figure(run_dir: Path):
+    """The figure `plot_run` writes (a matplotlib `Figure`, pyplot left alone). The legend sits below the axes, out
+    of the way of every curve: inside, wherever it went, it covered the last eval point of some run."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    run_dir = Path(run_dir)
     log = run_dir / LOG_CSV
     if not log.is_file():
         raise UserError(f"{run_dir}: no {LOG_CSV} here; pass the output folder of a `train` run")
@@ -57,11 +67,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         title=f"Loss curves — {run_dir.name}",
     )
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right")
-    target = Path(out) if out else run_dir / FIGURE
-    with replacing(target) as tmp:
-        fig.savefig(tmp, format="png")
-    return target
+    fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    return fig
 
 
 def _verdict(run_dir: Path) -> dict | None:

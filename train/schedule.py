@@ -75,10 +75,17 @@ def schedule(cfg: Config, train_rows: int, train_conversations: int, has_eval: b
     convert = _Converter(per_step, per_guide, total)
 
     warmup = convert("warmup", s.warmup, zero_ok=True)
-    warmup_cap = math.floor(s.warmup_max * total)
-    if warmup > warmup_cap:
-        convert.note(f"capped at {warmup_cap}, {s.warmup_max:.0%} of the run's {total} steps (schedule.warmup_max)")
-        warmup = warmup_cap
+    share = s.warmup_max * total
+    # a warmup asked for is never rounded or capped away to nothing (but never the whole run: one step at lr 0)
+    least = 1 if s.warmup > 0 and total > 1 else 0
+    cap = max(math.floor(share), least)
+    if warmup > cap:
+        part = f"{s.warmup_max:.0%} of the run's {total} steps"
+        why = part if cap == math.floor(share) else f"the least a warmup takes ({part} is {share:.2g})"
+        convert.note(f"capped at {cap}, {why} (schedule.warmup_max)")
+    elif warmup < least:
+        convert.note("raised to 1, the least a warmup takes (schedule.warmup is not 0)")
+    warmup = min(max(warmup, least), cap)
     cadence = {}
     for name, every in (("eval", s.eval_every), ("save", s.save_every)):
         steps = convert(f"{name} every", every)
