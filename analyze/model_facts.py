@@ -12,6 +12,7 @@ from pathlib import Path
 
 from analyze.errors import UserError
 from analyze.load_errors import load_error
+from analyze.reader import shown_place
 from analyze.tokenizer import BUNDLED_MODELS, tokenizer_folder, tokenizer_name
 
 # An explicit tokenizer must hold at least this share of the model's embedding rows (a smaller one is another
@@ -264,7 +265,7 @@ def check_ids_fit(table, config: dict, tokenizer, model: str, paths: list) -> No
     at = int(np.argmax(ids >= vocab))
     row = int(np.searchsorted(table.offsets, at, side="right")) - 1
     token = tokenizer.convert_ids_to_tokens(int(ids[at]))
-    where = f"{paths[int(table.file_index[row])]}:{int(table.line[row])}"
+    where = shown_place(f"{paths[int(table.file_index[row])]}:{int(table.line[row])}")
     raise UserError(
         f"{where}: token {token!r} (id {int(ids[at])}) has no embedding in model {model!r} ({vocab:,} rows); remove "
         "it from the data or the chat template"

@@ -166,8 +166,11 @@ def _split_line(a: Analysis) -> str:
     """Which records the batching numbers leave out, and why: they are the train split `train` uses."""
     if a.cfg.data.eval:
         return "eval: the config's data.eval files; nothing held out here"
-    if not a.eval_records:
+    if not a.eval_records and not a.cfg.data.eval_fraction:
         return "no eval hold-out (data.eval_fraction 0)"
+    if not a.eval_records:  # as train says it: the held-out conversations all lose their assistant tokens
+        held = int(a.held_out.sum())
+        return f"no eval: none of the {held:,} held-out conversations has an assistant token within max_length"
     return f"+ {a.eval_records:,} held out for eval (data.eval_fraction {a.cfg.data.eval_fraction:g}), packed apart"
 
 

@@ -3,8 +3,8 @@
 repository (data files and a README card), read through `datasets`, streamed.
 
 `resolve` turns what the user typed into a list of inputs: `Path`s of files, each read by its suffix, and
-`DatasetSource`s. Every record keeps its place: `file:line` for JSON lines and arrays, `file:row` for parquet and
-arrow, `dataset[split]:row` for a dataset.
+`DatasetSource`s. Every record keeps its place: `file:line` for JSON lines, the record's number for JSON arrays,
+`file:row` for parquet and arrow, `dataset[split]:row` for a dataset.
 
 >>> DatasetSource("HuggingFaceH4/no_robots", "train").name
 'HuggingFaceH4/no_robots[train]'
