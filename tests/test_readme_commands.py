@@ -1,17 +1,21 @@
-"""Every command in the README's ```bash blocks, run as a user types it, from a folder laid out like the repository
-root (the bundled sample at data/…), in the README's order: exit status 0 and what the README says it does.
+"""Every command in the ```bash blocks of the README and docs/plots.md, run as a user types it, from a folder laid out
+like the repository root (the bundled sample at data/…, the notebook at notebooks/), in the document's order: exit
+status 0 and what the document says it does.
 
-`lengthscan` and `train` run as `python -m analyze` and `python -m train`: the same `main` the console scripts call
-(pyproject.toml's [project.scripts]), with this checkout's code whichever checkout installed the scripts. A command
-that cannot run here is named below with the reason; a README command this file does not know fails the first test.
+`lengthscan`, `train` and `papermill` run as `python -m analyze`, `python -m train` and `python -m papermill`: the
+same `main` the console scripts call (pyproject.toml's [project.scripts]), with this checkout's code whichever
+checkout installed the scripts. A command that cannot run here is named below with the reason; a command these
+documents gain that this file does not know fails the first test.
 """
 
+import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,13 @@ import pytest
 from tests.conftest import REPO, SAMPLE
 from tests.test_repo import TEST_COMMAND, blocks, readme, section
 
-PROGRAMS = {"lengthscan": [sys.executable, "-m", "analyze"], "train": [sys.executable, "-m", "train"]}
+PROGRAMS = {
+    "lengthscan": [sys.executable, "-m", "analyze"],
+    "train": [sys.executable, "-m", "train"],
+    "papermill": [sys.executable, "-m", "papermill"],
+}
+DOCUMENTS = ["README.md", "docs/plots.md"]
+NOTEBOOK = "notebooks/length_histogram.ipynb"
 
 NOT_RUN = {
     'pip install ".[train]"': "installs the package: CI's job (.ci/run installs it before any test runs)",
@@ -35,8 +45,14 @@ CHANGED = {
 
 
 def commands(text: str) -> list[str]:
-    """The command lines of the ```bash blocks in `text`, each without its trailing `# comment`."""
-    return [re.sub(r"\s+#\s.*$", "", line) for block in blocks(text, "bash") for line in block.splitlines() if line]
+    """The command lines of the ```bash blocks in `text` (indented ones too, as in a list), each without its trailing
+    `# comment`."""
+    fenced = [textwrap.dedent(b) for _, b in re.findall(r"^( *)```bash\n(.*?)\n\1```$", text, re.S | re.M)]
+    return [re.sub(r"\s+#\s.*$", "", line) for block in fenced for line in block.splitlines() if line]
+
+
+def plots_md() -> str:
+    return (REPO / "docs" / "plots.md").read_text()
 
 
 def suggested() -> int:
@@ -89,6 +105,21 @@ def _watch_checkpoint(proc: subprocess.CompletedProcess, _folder: Path) -> None:
     assert "train watch: path/to/checkpoint-1200/trainer_state.json" in out and "verdict at step 8:" in out
 
 
+def _figure(proc: subprocess.CompletedProcess, folder: Path) -> None:
+    """docs/plots.md: "a 1300 × 600 pixel PNG", beside the usual report."""
+    png = (folder / "lengths.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and (int.from_bytes(png[16:20]), int.from_bytes(png[20:24])) == (1300, 600)
+    assert "2,354 analysed" in proc.stdout
+
+
+def _notebook(analysed: str):
+    def check(_proc: subprocess.CompletedProcess, folder: Path) -> None:
+        text = (folder / "out.ipynb").read_text(encoding="utf-8")
+        assert analysed in text and text.count('"image/png"') == 4  # the report and all four figures
+
+    return check
+
+
 CHECKS = {
     "lengthscan data/hh-rlhf-helpful-base-test.messages.jsonl": _report,
     "lengthscan data/hh-rlhf-helpful-base-test.messages.jsonl --write-config run.yaml": _write_config,
@@ -98,6 +129,10 @@ CHECKS = {
     "train plot runs/lengthscan": _plot,
     "train watch runs/lengthscan": _watch_run,
     "train watch path/to/checkpoint-1200": _watch_checkpoint,
+    # docs/plots.md
+    "lengthscan data/hh-rlhf-helpful-base-test.messages.jsonl --plot lengths.png": _figure,
+    f"papermill {NOTEBOOK} out.ipynb -p DATA_FILES mine.jsonl -p MAX_LENGTH 1024": _notebook("200 analysed"),
+    f"papermill {NOTEBOOK} out.ipynb -p DATA_FILES HuggingFaceH4/no_robots -p SAMPLE 20000": _notebook("300 of 300"),
 }
 
 
@@ -122,17 +157,44 @@ def _foreign_checkpoint(folder: Path) -> None:
         shutil.copy(last / name, target / name)
 
 
-BEFORE = {"train plot runs/lengthscan": _real_run_folder, "train watch path/to/checkpoint-1200": _foreign_checkpoint}
+def _mine(folder: Path) -> None:
+    """mine.jsonl is your file: the sample's first 200 conversations."""
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / "mine.jsonl").write_text("".join(lines[:200]), encoding="utf-8")
 
 
-def test_every_readme_command_is_known_here():
-    """A command added to the README fails here until this file runs it (CHECKS) or says why not (NOT_RUN)."""
-    found = commands(readme())
+def _hub_dataset(folder: Path) -> None:
+    """HuggingFaceH4/no_robots is on the hub, which tests never reach: a folder of that name, laid out like the
+    hub's dataset repository (parquet under data/), stands in; a local folder is read before a hub id of its name,
+    through the same code as a downloaded hub dataset. 300 conversations: SAMPLE 20000 takes them all."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    repo = folder / "HuggingFaceH4" / "no_robots"
+    (repo / "data").mkdir(parents=True)
+    records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:300]]
+    pq.write_table(pa.Table.from_pylist(records), repo / "data" / "train-00000-of-00001.parquet")
+    (repo / "README.md").write_text("---\nlicense: mit\n---\n")
+
+
+BEFORE = {
+    "train plot runs/lengthscan": _real_run_folder,
+    "train watch path/to/checkpoint-1200": _foreign_checkpoint,
+    f"papermill {NOTEBOOK} out.ipynb -p DATA_FILES mine.jsonl -p MAX_LENGTH 1024": _mine,
+    f"papermill {NOTEBOOK} out.ipynb -p DATA_FILES HuggingFaceH4/no_robots -p SAMPLE 20000": _hub_dataset,
+}
+
+
+def test_every_documented_command_is_known_here():
+    """A command added to the README or docs/plots.md fails here until this file runs it (CHECKS) or says why not
+    (NOT_RUN)."""
+    found = [c for doc in DOCUMENTS for c in commands((REPO / doc).read_text())]
     assert len(found) == len(set(found))
     unknown = [c for c in found if c not in CHECKS and c not in NOT_RUN]
-    assert not unknown, f"README commands this test does not run: {unknown}; add them to CHECKS or NOT_RUN"
-    assert set(CHANGED) <= set(CHECKS) and not set(CHECKS) & set(NOT_RUN)
-    assert set(CHECKS) | set(NOT_RUN) == set(found), "commands no longer in the README: drop them here"
+    assert not unknown, f"commands this test does not run: {unknown}; add them to CHECKS or NOT_RUN"
+    assert set(CHANGED) <= set(CHECKS) and not set(CHECKS) & set(NOT_RUN) and set(BEFORE) <= set(CHECKS)
+    assert set(CHECKS) | set(NOT_RUN) == set(found), "commands no longer in the documents: drop them here"
+    assert {shlex.split(c)[0] for c in CHECKS} <= set(PROGRAMS)
 
 
 def test_python_m_runs_what_the_console_scripts_run():
@@ -147,9 +209,11 @@ def test_python_m_runs_what_the_console_scripts_run():
 
 @pytest.fixture
 def folder(tmp_path):
-    """A folder laid out like the repository root: the bundled sample at the path the README names."""
+    """A folder laid out like the repository root: the bundled sample and the notebook at the paths shown."""
     (tmp_path / "data").mkdir()
     shutil.copy(SAMPLE, tmp_path / "data" / SAMPLE.name)
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(REPO / NOTEBOOK, tmp_path / NOTEBOOK)
     return tmp_path
 
 
@@ -183,3 +247,20 @@ def test_training_in_five_commands_then_watching_the_run(folder):
         run(command, folder)
     for command in commands(section(readme(), "## Watching a run")):
         run(command, folder)
+
+
+@pytest.mark.cli
+def test_plots_md_main_figure(folder):
+    for command in commands(plots_md()):
+        if command.startswith("lengthscan "):
+            run(command, folder)
+
+
+@pytest.mark.notebook
+def test_plots_md_papermill_on_your_file_and_on_a_dataset(folder):
+    """papermill from the shell with `-p DATA_FILES` one path: the notebook makes it a list (tests/test_notebook.py
+    runs the list spellings, -p as JSON text and -y)."""
+    for command in commands(plots_md()):
+        if command.startswith("papermill "):
+            run(command, folder)
+            (folder / "out.ipynb").unlink()
