@@ -2,6 +2,8 @@
 
 import base64
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,37 @@ def test_settings_cell_defaults_to_the_bundled_sample(cwd, monkeypatch):
     assert [Path(p).resolve() for p in names["DATA_FILES"]] == [SAMPLE]
     # None: the config's value (or the config's default), so a notebook setting never restates a default
     assert (names["TOKENIZER"], names["MAX_LENGTH"], names["CONFIG"], names["SPLIT"], names["SAMPLE"]) == (None,) * 5
+
+
+@pytest.mark.parametrize(
+    ("given", "files"),
+    [
+        (["a.jsonl", "b.jsonl"], ["a.jsonl", "b.jsonl"]),  # a list, as in Python or papermill's -y
+        ("mine.jsonl", ["mine.jsonl"]),  # -p DATA_FILES mine.jsonl: one path
+        ("HuggingFaceH4/no_robots", ["HuggingFaceH4/no_robots"]),  # one dataset id
+        ('["a.jsonl","b.jsonl"]', ["a.jsonl", "b.jsonl"]),  # -p DATA_FILES '["a.jsonl","b.jsonl"]': JSON as text
+        ("[a.jsonl, data/*.jsonl]", ["a.jsonl", "data/*.jsonl"]),  # a YAML list as text
+        ("[ab]*.jsonl", ["[ab]*.jsonl"]),  # a glob, not a list
+        (Path("mine.jsonl"), [Path("mine.jsonl")]),
+    ],
+)
+def test_data_files_become_a_list_however_given(given, files):
+    """The second code cell, run right after papermill's parameters, turns DATA_FILES into the list analyze_files
+    takes; a string used to be read as a list of its characters."""
+    first, setup = ("".join(c["source"]) for c in code_cells(json.loads(NOTEBOOK.read_text(encoding="utf-8")))[:2])
+    names: dict = {}
+    exec(first, names)
+    names["DATA_FILES"] = given
+    exec(setup, names)  # lengthscan is installed here, so the cell installs nothing
+    assert names["DATA_FILES"] == files
+
+
+def test_papermill_lists_the_settings_of_the_parameters_cell():
+    """`papermill --help-notebook` reads every line of the parameters cell as a setting: it holds settings only."""
+    papermill = pytest.importorskip("papermill")
+    assert list(papermill.inspect_notebook(str(NOTEBOOK))) == [
+        "SAMPLE_FILE", "DATA_FILES", "SPLIT", "TOKENIZER", "MAX_LENGTH", "SAMPLE", "CONFIG",
+    ]  # fmt: skip
 
 
 def test_the_parameters_cell_is_tagged_for_papermill():
@@ -126,3 +159,29 @@ def test_papermill_runs_it_headless_on_your_file_and_on_a_dataset(tmp_path):
         )
         text = out.read_text(encoding="utf-8")
         assert analysed in text and "image/png" in text
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize(
+    ("options", "analysed"),
+    [
+        ('-p DATA_FILES \'["a.jsonl","b.jsonl"]\'', "70 analysed"),  # a JSON list as text: both files
+        ("-p DATA_FILES a.jsonl", "40 analysed"),  # one path
+        ("-y 'DATA_FILES: [b.jsonl]'", "30 analysed"),  # YAML: a list already
+    ],
+)
+def test_papermill_from_the_shell_takes_a_list_or_one_path(options, analysed, tmp_path):
+    """`papermill … -p DATA_FILES …` typed in a shell, as docs/plots.md shows it: -p passes text, -y YAML."""
+    pytest.importorskip("papermill")
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "a.jsonl").write_text("".join(lines[:40]), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("".join(lines[40:70]), encoding="utf-8")
+    command = f"{shlex.quote(sys.executable)} -m papermill {shlex.quote(str(NOTEBOOK))} out.ipynb {options}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        command + " -p MAX_LENGTH 256 --no-progress-bar", shell=True, cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (tmp_path / "out.ipynb").read_text(encoding="utf-8")
+    assert analysed in text and "image/png" in text and "at max_length 256" in text
