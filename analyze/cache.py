@@ -25,7 +25,8 @@ from analyze.reader import SkipLog
 
 KEEP = 8  # entries kept; older ones are removed when a new one is stored
 ABANDONED_AFTER = 3600  # seconds without a write after which a hidden temporary entry is a killed run's leftover
-FORMAT_VERSION = 3  # 2: content_hash column; 3: tool calls, content parts, reasoning; turns located by structure
+FORMAT_VERSION = 4  # 2: content_hash column; 3: tool calls, content parts, reasoning; turns located by structure;
+# 4: text parts under "value" read, and skips the role fixes would render marked so (a cached table would keep both)
 
 
 def cache_root() -> Path:
