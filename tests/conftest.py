@@ -43,3 +43,13 @@ def write_jsonl(tmp_path):
         return path
 
     return write
+
+
+def write_log_csv(folder: Path, train: list, evals: list) -> None:
+    """A `train` run's log.csv, as `train.callbacks.CsvLog` writes it, from (step, loss) points of train and eval."""
+    rows = {s: [s, loss, ""] for s, loss in train}
+    for s, loss in evals:
+        rows.setdefault(s, [s, "", ""])[2] = loss
+    lines = ["step,train_loss,eval_loss,learning_rate,tokens_per_second,real_token_share"]
+    lines += [f"{s},{t},{e},,," for s, t, e in (rows[k] for k in sorted(rows))]
+    (Path(folder) / "log.csv").write_text("\n".join(lines) + "\n")

@@ -7,6 +7,7 @@ import pytest
 
 from analyze.config import from_dict, load_config
 from analyze.schema import Config, PlateauConfig
+from tests.conftest import write_log_csv
 from train.plateau.advice import start_warnings
 from train.plateau.judge import judge
 from train.plateau.report import StepScale, write_plateau_report
@@ -107,12 +108,7 @@ def test_loss_plot_shades_the_window(tmp_path):
     from train.loss_plot import DPI, SIZE, plot_run
 
     evals, train = history(lambda s: 2.4 + 1.2 * max(0, 1500 - s) / 1500, noise=0.03)
-    rows = {s: [s, loss, ""] for s, loss in train}
-    for s, loss in evals:
-        rows.setdefault(s, [s, "", ""])[2] = loss
-    lines = ["step,train_loss,eval_loss,learning_rate,tokens_per_second,real_token_share"]
-    lines += [f"{s},{t},{e},,," for s, t, e in (rows[k] for k in sorted(rows))]
-    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    write_log_csv(tmp_path, train, evals)
     write_plateau_report(tmp_path, judge(evals, train, PlateauConfig(), 1000), Config(), None)
     png = plot_run(tmp_path)
     data = png.read_bytes()

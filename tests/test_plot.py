@@ -16,7 +16,7 @@ from analyze.lengths import LengthTable
 from analyze.pipeline import Tokenized, tokenize_files
 from analyze.reader import SkipLog
 from analyze.schema import Config
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, write_log_csv
 
 pytest.importorskip("matplotlib")  # the optional `plot` extra; analyze.plot itself imports it only when drawing
 
@@ -163,12 +163,7 @@ def test_train_plots_legend_covers_no_point(tmp_path):
 
     train = [(s, 3.0 - s / 1000) for s in range(10, 1001, 10)]  # falling from 3.0 to 2.0
     evals = [(s, 2.4 + (s / 1000) ** 3) for s in range(0, 1001, 100)]  # rising to 3.4 at the last step, 1,000
-    rows = {s: [s, loss, ""] for s, loss in train}
-    for s, loss in evals:
-        rows.setdefault(s, [s, "", ""])[2] = loss
-    lines = ["step,train_loss,eval_loss,learning_rate,tokens_per_second,real_token_share"]
-    lines += [f"{s},{t},{e},,," for s, t, e in (rows[k] for k in sorted(rows))]
-    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    write_log_csv(tmp_path, train, evals)
     (tmp_path / "plateau.json").write_text('{"verdict": "overfitting", "window": {"steps": [600, 1000]}}')
     fig = loss_figure(tmp_path)
     renderer = FigureCanvasAgg(fig).get_renderer()
