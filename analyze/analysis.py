@@ -15,13 +15,14 @@ from analyze.memory import Fit, MemoryModel, memory_model
 from analyze.model_facts import model_limit
 from analyze.pipeline import Tokenized, cached, tokenize_files
 from analyze.plan import Plan, make_plan
+from analyze.preference import PairAnalysis, first_is_pair, is_pair_data, suggest_pairs, tokenize_pairs
 from analyze.reader import check_paths
 from analyze.render import FIXABLE
 from analyze.schema import Config, SuggestConfig
 from analyze.split import eval_mask
 from analyze.stats import LengthStats, PlanStats, candidate_lengths, candidates, length_stats, plan_stats
 from analyze.suggest import Suggestion, suggest
-from analyze.tokenizer import files_fingerprint, load_tokenizer, measured_model, resolve_tokenizer_name
+from analyze.tokenizer import files_fingerprint, load_tokenizer, measured_model, resolve_tokenizer_name, tokenizer_name
 
 
 @dataclass
@@ -98,7 +99,9 @@ class Analysis:
     def as_json(self) -> dict:
         t, s = self.tokenized, self.at_max_length
         return {
+            "kind": "conversations",  # or "preference" (`analyze.preference.PairAnalysis.as_json`)
             "records": t.records,
+            "records_without_reply": len(self.table.without_reply),
             "skipped": t.skips.total,
             "skipped_reasons": dict(t.skips.counts),
             "skipped_examples": list(t.skips.examples),
@@ -250,15 +253,26 @@ def read_options(cfg: Config) -> Options:
 
 
 def check_skips(tokenized: Tokenized, max_skip: float) -> None:
+    """The data checks both commands run before using it: a file of preference pairs is refused (SFT trains on
+    conversations), then the skip share (`check_skip_share`), then records with nothing to train
+    (`check_replies`)."""
+    from analyze.preference import refuse_pairs
+
+    refuse_pairs(tokenized.skips, tokenized.records, tokenized.paths)
+    check_skip_share(tokenized.skips, tokenized.records, tokenized.paths, max_skip)
+    check_replies(tokenized)
+
+
+def check_skip_share(skips, analysed: int, paths: list, max_skip: float) -> None:
     """A one-line error when nothing could be analysed or more than `max_skip` of the records were skipped: the
     count, the top reasons, the first skipped lines and the fixes (`--fix-roles` when it renders some of them,
-    `--max-skip`). Both commands call it."""
+    `--max-skip`)."""
     from analyze.errors import UserError
 
-    skips, n = tokenized.skips, tokenized.records
+    n = analysed
     first = "; ".join(skips.examples[:3])
     if not n and not skips.total:
-        where = ", ".join(str(p) for p in tokenized.paths)
+        where = ", ".join(str(p) for p in paths)
         raise UserError(f"{where}: no records to analyse (an empty table, split or sample); point at data with records")
     if not skips.total:
         return
@@ -277,6 +291,24 @@ def check_skips(tokenized: Tokenized, max_skip: float) -> None:
             f"{roles + '; ' if fixable else ''}fix the data (`lengthscan DATA --skipped-out FILE` lists every one), "
             "or allow it with --max-skip RATE"
         )
+
+
+def check_replies(tokenized: Tokenized) -> None:
+    """A one-line error when most records have nothing to train (no assistant token in their whole rendering):
+    prompt-only data, or a format read wrongly. A few such records are only counted (`records_without_reply`)."""
+    from analyze.errors import UserError
+    from analyze.reader import shown_place
+
+    table = tokenized.table
+    empty = table.without_reply
+    if 2 * len(empty) <= len(table):
+        return
+    first = shown_place(f"{tokenized.paths[table.file_index[empty[0]]]}:{table.line[empty[0]]}")
+    raise UserError(
+        f"{len(empty):,} of {len(table):,} records have nothing to train: no assistant reply (first: {first}); "
+        "fine-tuning learns only from the assistant's turns, so add each prompt's reply (prompt-only data is for "
+        "generation, not training), or check --format"
+    )
 
 
 def held_out(table, cfg: Config) -> np.ndarray:
@@ -318,7 +350,7 @@ def analyze_files(
     on_tokenized=None,
     sample=None,
     **overrides,
-) -> Analysis:
+) -> Analysis | PairAnalysis:
     """Files → `Analysis` under the config (`overrides` by dotted key, e.g. `max_length=1024` or
     `**{"suggest.policy": "supervised"}`): what `lengthscan` and the notebook run.
 
@@ -329,6 +361,8 @@ def analyze_files(
     cfg = with_values(cfg or Config(), {k: v for k, v in overrides.items() if v is not None})
     paths = check_paths(list(files), cfg.data.split, cfg.data.subset)  # before the tokenizer loads: typos fail now
     name, options = resolve_tokenizer_name(cfg.tokenizer, cfg.model), read_options(cfg)
+    if first_is_pair(paths):
+        return analyze_pairs(paths, cfg, name, options, strict, sample, on_tokenized)
     files_fp = files_fingerprint(name, cfg.chat_template)
     tokenized = None
     if cache and files_fp and sample is None:  # unchanged inputs and tokenizer files: no tokenizer to load
@@ -339,9 +373,28 @@ def analyze_files(
             paths, tok, strict=strict, progress=progress, cache=cache, options=options, sample=sample,
             sample_seed=cfg.optim.seed, files_fp=files_fp,
         )  # fmt: skip
+    if is_pair_data(tokenized.skips, tokenized.records):  # pairs, though the first record is not one
+        return analyze_pairs(paths, cfg, name, options, strict, sample, on_tokenized)
     if on_tokenized is not None:  # before the checks, so a run stopped for its skips still writes their list
         on_tokenized(tokenized)
     return analyze(tokenized, cfg, model_limit(name, measured_model(cfg)), memory_model(cfg))
+
+
+def analyze_pairs(paths: list, cfg: Config, name: str, options: Options, strict: bool, sample, on_tokenized=None):
+    """Preference pairs → `PairAnalysis`: their lengths as TRL's DPOTrainer tokenizes them, and its max_length."""
+    from analyze.errors import UserError
+
+    if sample is not None:
+        raise UserError("preference pairs are analysed whole, not sampled; run without a sample")
+    tokenizer = load_tokenizer(name, cfg.chat_template)
+    pairs = tokenize_pairs(paths, tokenizer, options.tools, strict)
+    if on_tokenized is not None:
+        on_tokenized(pairs)
+    check_skip_share(pairs.skips, pairs.records, paths, cfg.data.max_skip)
+    limit, _ = model_limit(name, measured_model(cfg))
+    s = cfg.suggest
+    suggestion = suggest_pairs(pairs.table, s.target, s.round_to, limit)
+    return PairAnalysis(pairs, tokenizer_name(tokenizer), suggestion, limit)
 
 
 def _nice_step(raw: float) -> int:

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     from analyze.analysis import analyze_files
     from analyze.config_write import write_suggestion
+    from analyze.preference import PairAnalysis
     from analyze.sample import SampleSpec
 
     _check_args(args)
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         on_tokenized=(lambda t: write_skipped(t.skips, skipped_out)) if skipped_out else None,
         sample=SampleSpec.parse(args.sample) if args.sample else None,
     )
+    if isinstance(analysis, PairAnalysis):
+        return report_pairs(args, analysis)
     if args.lengths_out:
         write_lengths(analysis.tokenized, Path(args.lengths_out))
     if args.plot:
@@ -128,6 +131,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"lengthscan: {verb} {target}: max_length = {analysis.suggestion.max_length}", file=sys.stderr)
     if not args.json:  # on stderr, as the line above: stdout stays the report
         print(next_step(written[0] if written else None, cfg_file), file=sys.stderr)
+    return 0
+
+
+def report_pairs(args: argparse.Namespace, a) -> int:
+    """Preference data: the pairs' report and lengths; train's config is not written (train refuses pairs)."""
+    from analyze.preference import write_pair_lengths
+
+    if args.write_config is not None:
+        raise UserError(
+            f"--write-config: this is preference (DPO) data, and the config is for supervised fine-tuning, which "
+            f"refuses pairs; give TRL's DPOTrainer DPOConfig(max_length={a.suggestion.max_length}) instead"
+        )
+    if args.plot:
+        raise UserError("--plot: the figure is drawn for conversations; for preference pairs use --lengths-out FILE")
+    if args.lengths_out:
+        write_pair_lengths(a.pairs, Path(args.lengths_out))
+    if args.json:
+        print(json.dumps(a.as_json(), indent=2))
+    else:
+        from analyze.pair_report import print_pair_report
+
+        print_pair_report(a)
+        n = a.suggestion.max_length
+        print(f"next: TRL's DPOTrainer with DPOConfig(max_length={n}); train (SFT) takes no pairs", file=sys.stderr)
     return 0
 
 

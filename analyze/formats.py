@@ -162,6 +162,31 @@ class Text:
 Example = Conversation | Text
 
 
+# Preference data (pairs for DPO, not conversations for SFT), by its keys: every record with `chosen` and `rejected`.
+PREFERENCE_FORMATS = {
+    "trl": "TRL prompt/chosen/rejected",
+    "trl_implicit": "TRL chosen/rejected with an implicit prompt",
+    "llamafactory": "LLaMA-Factory conversations + chosen/rejected",
+    "llamafactory_alpaca": "LLaMA-Factory instruction + chosen/rejected",
+}
+PREFERENCE_SKIP = "preference_pair"  # the skip reason of a pair in SFT data
+
+
+def preference_format(record: Any) -> str | None:
+    """The preference format of a record (a key of `PREFERENCE_FORMATS`), or None when it is not a pair.
+
+    >>> preference_format({"conversations": [], "chosen": {}, "rejected": {}}), preference_format({"text": "x"})
+    ('llamafactory', None)
+    """
+    if not (isinstance(record, dict) and "chosen" in record and "rejected" in record):
+        return None
+    if "prompt" in record:
+        return "trl"
+    if "conversations" in record or "messages" in record:
+        return "llamafactory"
+    return "llamafactory_alpaca" if "instruction" in record else "trl_implicit"
+
+
 def detect_format(record: Any) -> str:
     """Name the format of one record by its keys; `unknown_format` is a skip.
 
@@ -193,6 +218,9 @@ def detect_format(record: Any) -> str:
 def to_example(record: Any, fmt: str = AUTO, default_tools: list[dict] | None = None) -> Example:
     """Turn one parsed JSON record into a `Conversation` or `Text`, or raise `SkipRecord`. `default_tools`: the
     schemas for a record without its own `tools` (`data.tools`)."""
+    if (kind := preference_format(record)) is not None:  # whatever --format says: a pair is not a conversation
+        detail = f"a preference pair ({PREFERENCE_FORMATS[kind]}) is DPO data; train is supervised fine-tuning"
+        raise SkipRecord(PREFERENCE_SKIP, detail)
     if fmt == "auto":
         fmt = detect_format(record)
     elif not isinstance(record, dict):

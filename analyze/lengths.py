@@ -33,6 +33,11 @@ class LengthTable:
         return len(self.tokens)
 
     @cached_property
+    def without_reply(self) -> np.ndarray:
+        """The records with no supervised token in their whole rendering (no assistant reply): nothing to train."""
+        return np.flatnonzero(self.supervised == 0)
+
+    @cached_property
     def offsets(self) -> np.ndarray:
         """Where each row starts in `ids` (and, last, the total): computed once."""
         return np.concatenate([[0], np.cumsum(self.tokens, dtype=np.int64)])

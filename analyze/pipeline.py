@@ -172,7 +172,7 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], optio
         try:
             example = to_example(parse_record(raw), options.fmt, tools)
             text, example, fixes = renderer.render_fixing(example, options.fix_roles)
-            _check_unicode(text)
+            check_unicode(text)
         except SkipRecord as skip:
             skipped.append((fi, line, skip.reason, skip.detail))
             continue
@@ -291,7 +291,7 @@ def _worker_encode(items, fmt: Options, keep_ids: bool) -> Chunk:
     return encode_chunk(_WORKER_RENDERER, items, fmt, keep_ids)
 
 
-def _check_unicode(text: str) -> None:
+def check_unicode(text: str) -> None:
     """Skip a record whose text holds a lone surrogate (JSON allows `"\\ud800"`); the encoder cannot take it."""
     try:
         text.encode("utf-8")

@@ -62,12 +62,16 @@ class Renderer:
         """The text the trainer encodes for one example (raises `SkipRecord` if the template refuses it)."""
         if isinstance(example, Text):
             return example.text
+        self.require_template()
+        return self.render_messages(example.messages, example.tools)
+
+    def require_template(self) -> None:
+        """A one-line error when there is no chat template to render messages with."""
         if not self.has_template:
             raise UserError(
                 "the tokenizer has no chat template, so chat data cannot be rendered; pass --chat-template FILE "
                 "(a Jinja template) or use a chat model's tokenizer"
             )
-        return self.render_messages(example.messages, example.tools)
 
     def pieces(self, roles: tuple[str, ...], tools: list[dict] | None) -> list[str] | None:
         """The template's text before, between and after messages of these roles (each message a marker): rendered
@@ -116,11 +120,13 @@ class Renderer:
                 continue
         return None
 
-    def render_messages(self, messages: list[dict], tools: list[dict] | None = None) -> str:
-        """The template's text for these messages; `SkipRecord` when the template refuses them (any other error is
-        a bug and is raised as it is)."""
+    def render_messages(self, messages: list[dict], tools: list[dict] | None = None, generation_prompt=False) -> str:
+        """The template's text for these messages (then the assistant's header with `generation_prompt`);
+        `SkipRecord` when the template refuses them (any other error is a bug and is raised as it is)."""
         try:
-            return self.tok.apply_chat_template(messages, tools=tools, tokenize=False)
+            return self.tok.apply_chat_template(
+                messages, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
+            )
         except Exception as e:
             if not template_refused(e):
                 raise

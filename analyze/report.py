@@ -35,7 +35,9 @@ def render(a: Analysis, current_source: str) -> Group:
         lines.append(Text(f"warning  {t.skips.summary(t.records)}", style="bold yellow"))
         for example in t.skips.examples:
             lines.append(Text(f"  skipped {example}", style="yellow"))
-    lines.append(Text(f"records  {t.records:,} analysed · {skipped}"))
+    no_reply = len(t.table.without_reply)  # most such records stop both commands (`check_replies`)
+    replies = f" ({no_reply:,} with no assistant reply: nothing to train)" if no_reply else ""
+    lines.append(Text(f"records  {t.records:,} analysed{replies} · {skipped}"))
     if t.roles_fixed:
         fixes = ", ".join(f"{k} {v:,}" for k, v in t.roles_fixed.most_common())
         lines.append(Text(f"fixed    roles the chat template refused (data.fix_roles): {fixes}", style="yellow"))

@@ -49,7 +49,7 @@ def suggest(
         raise ValueError("target must be in (0, 1]")
     if policy == "coverage":
         q = percentile(table.tokens, target * 100)
-        value = _round_up(q, round_to)
+        value = round_up(q, round_to)
         reason = (
             f"p{target * 100:g} of record lengths is {q} tokens ({target:.1%} of records fit whole); "
             f"rounded up to a multiple of {round_to}"
@@ -63,13 +63,27 @@ def suggest(
     else:
         raise ValueError(f"unknown suggestion policy {policy!r}; choose one of {', '.join(SUGGEST_POLICIES)}")
     if limit is not None and value > limit:
-        value = max(limit // round_to * round_to, 1) if limit >= round_to else limit
+        value = capped(limit, round_to)
         reason += f"; capped at the model's limit of {limit} positions"
     return Suggestion(value, policy, reason)
 
 
-def _round_up(x: int, step: int) -> int:
+def round_up(x: int, step: int) -> int:
+    """The smallest multiple of `step` (at least `step`) that holds `x`.
+
+    >>> round_up(130, 64), round_up(0, 64)
+    (192, 64)
+    """
     return max(math.ceil(x / step) * step, step)
+
+
+def capped(limit: int, step: int) -> int:
+    """The largest multiple of `step` within a model's `limit` of positions (the limit itself when under `step`).
+
+    >>> capped(2050, 64), capped(40, 64)
+    (2048, 40)
+    """
+    return max(limit // step * step, 1) if limit >= step else limit
 
 
 def _smallest_keeping(table: LengthTable, target: float, step: int, overlong: str) -> int:

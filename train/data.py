@@ -43,8 +43,9 @@ class TrainData:
         packed = optimizer_steps(len(rows), per_step, grad_accum)
         unpacked = optimizer_steps(rows.conversations, per_step, grad_accum)
         lines = [
-            f"data: {self.tokenized.records} records from {len(self.tokenized.paths)} file(s), "
-            f"{self.tokenized.skips.total} skipped; {len(self.plan.records)} train at max_length "
+            f"data: {self.tokenized.records} records from {len(self.tokenized.paths)} file(s) "
+            f"({len(self.tokenized.table.without_reply)} with no assistant reply), {self.tokenized.skips.total} "
+            f"skipped; {len(self.plan.records)} train at max_length "
             f"{self.plan.max_length} (overlong: {self.plan.policy})",
             f"packed: {rows.conversations} conversations in {len(rows)} rows of {self.plan.max_length}; "
             f"real tokens {rows.real_tokens / max(slots, 1):.1%} of slots, {rows.supervised_tokens} supervised",
