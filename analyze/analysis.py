@@ -71,7 +71,8 @@ class Analysis:
         m, o = self.memory, self.cfg.optim
         if m is None:
             return None
-        doc: dict = {"gpu": m.gpu, "budget_gib": m.budget_gib, "model_config": m.source}
+        doc: dict = {"gpu": m.gpu, "budget_gib": m.budget_gib, "model": m.model, "model_reason": m.why,
+                     "model_config": m.source}  # fmt: skip
         if m.shape is None:
             return doc | {"unknown": m.source, "candidates": []}
         lengths = sorted({c.max_length for c in self.candidates} | {self.suggestion.max_length})
