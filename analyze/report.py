@@ -79,6 +79,8 @@ def render(a: Analysis, current_source: str) -> Group:
         lines.append(Text(f"  model limit: {a.limit:,} positions ({a.limit_source})", style="dim"))
     if a.memory is not None:
         lines.append(Text(f"  memory: {_memory_line(a)}", style="dim" if a.fit and not a.fit.change else "yellow"))
+    if a.train_check is not None and (said := a.train_check.line()):
+        lines.append(Text(f"  {said}", style="bold yellow" if a.train_check.refusal else "dim"))
     if a.intervals:
         lines += ["", _intervals_line(a)]
     return Group(*lines)
