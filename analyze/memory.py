@@ -507,11 +507,11 @@ class MemoryModel:
 
         >>> from analyze.model_facts import read_model_config
         >>> memory_model(Config(), *read_model_config("Qwen/Qwen3-1.7B")).planned_for
-        'planned for Qwen/Qwen3-1.7B (the default model; its bundled config.json)'
+        'planned for Qwen/Qwen3-1.7B (the default model; bundled config.json)'
         """
         where = {
-            f"{self.model} config (bundled)": "its bundled config.json",
-            f"{self.model} config (Hugging Face cache)": "its config.json in the Hugging Face cache",
+            f"{self.model} config (bundled)": "bundled config.json",
+            f"{self.model} config (Hugging Face cache)": "config.json from the Hugging Face cache",
         }.get(self.source, self.source)  # `read_model_config`'s words, without the model's name again
         return f"planned for {self.model} ({self.why}; {where})"
 

@@ -114,7 +114,7 @@ def _memory_line(a: Analysis) -> str:
     if f.change:
         return f"to fit {m.gpu} ({m.budget_gib:g} GiB): {f.change}; --write-config writes it; {m.planned_for}"
     peak = f"{f.plan.peak_gib:.1f} of {m.budget_gib:g} GiB on {m.gpu} at micro-batch {f.micro_batch_size}"
-    return f"{peak}; {m.planned_for}"
+    return f"{peak}, {m.planned_for}"
 
 
 def print_report(a: Analysis, current_source: str, console: Console | None = None) -> None:
