@@ -42,6 +42,7 @@ class Analysis:
     memory: MemoryModel | None = None  # the memory plan's inputs; None when not asked for
     fit: Fit | None = None  # what fits the GPU at the data's max_length; None when the model's shape is unknown
     intervals: dict[str, tuple[float, float]] | None = None  # `--sample`: 95% bootstrap interval of each number
+    train_check: object | None = None  # `analyze.train_check.TrainCheck` of the config's tokenizer; set by lengthscan
 
     @property
     def micro_batch(self) -> int:
@@ -72,7 +73,8 @@ class Analysis:
         m, o = self.memory, self.cfg.optim
         if m is None:
             return None
-        doc: dict = {"gpu": m.gpu, "budget_gib": m.budget_gib, "model_config": m.source}
+        doc: dict = {"gpu": m.gpu, "budget_gib": m.budget_gib, "model": m.model, "model_reason": m.why,
+                     "model_config": m.source}  # fmt: skip
         if m.shape is None:
             return doc | {"unknown": m.source, "candidates": []}
         lengths = sorted({c.max_length for c in self.candidates} | {self.suggestion.max_length})
@@ -149,6 +151,7 @@ class Analysis:
             "sample": None if t.sample is None else asdict(t.sample),
             "intervals": None if self.intervals is None else {k: list(v) for k, v in self.intervals.items()},
             "memory": self.memory_json(),
+            "train_check": None if self.train_check is None else self.train_check.as_json(),
             "candidates": [
                 {
                     "max_length": c.max_length,

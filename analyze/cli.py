@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from analyze.config_write import write_suggestion
     from analyze.preference import PairAnalysis
     from analyze.sample import SampleSpec
+    from analyze.train_check import refuse_to_write, train_check
 
     _check_args(args)
     cfg_file = config_path(args.config)
@@ -96,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     if "model" in given and "tokenizer" not in given:
         given["tokenizer"] = None  # another model: its own tokenizer, not the config's
     cfg = with_values(cfg, given, where="lengthscan options")
+    target = config_target(args.write_config or cfg_file) if args.write_config is not None else None
+    check = train_check(cfg, args.cache)  # train's checks of the tokenizer against the model: before anything slow
+    if target is not None:
+        refuse_to_write(check, cfg, target, max_length=None)
     skipped_out = Path(args.skipped_out) if args.skipped_out else None
     analysis = analyze_files(
         args.files or cfg.data.train,
@@ -108,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if isinstance(analysis, PairAnalysis):
         return report_pairs(args, analysis)
+    analysis.train_check = check
     if args.lengths_out:
         write_lengths(analysis.tokenized, Path(args.lengths_out))
     if args.plot:
@@ -115,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
         write_main_figure(analysis, Path(args.plot))
     written = None
-    if args.write_config is not None:
-        target = config_target(args.write_config or cfg_file)
+    if target is not None:
+        refuse_to_write(check, cfg, target, analysis.suggestion.max_length)
         written = (target, write_suggestion(target, analysis, f"lengthscan {__version__}"))
     if args.json:
         print(json.dumps(analysis.as_json(), indent=2))

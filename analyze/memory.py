@@ -498,6 +498,22 @@ class MemoryModel:
     gpu: str
     budget_gib: float
     settings: Settings
+    model: str = ""  # the model planned for: the config's `model`, the one train trains (`planned_for`)
+    why: str = ""  # why that model (`model_reason`)
+
+    @property
+    def planned_for(self) -> str:
+        """The model planned for, why, and where its config.json came from: what the report's memory line ends with.
+
+        >>> from analyze.model_facts import read_model_config
+        >>> memory_model(Config(), *read_model_config("Qwen/Qwen3-1.7B")).planned_for
+        'planned for Qwen/Qwen3-1.7B (the default model; bundled config.json)'
+        """
+        where = {
+            f"{self.model} config (bundled)": "bundled config.json",
+            f"{self.model} config (Hugging Face cache)": "config.json from the Hugging Face cache",
+        }.get(self.source, self.source)  # `read_model_config`'s words, without the model's name again
+        return f"planned for {self.model} ({self.why}; {where})"
 
     def plan(self, max_length: int, micro_batch: int) -> MemoryPlan:
         return plan_memory(self.shape, max_length, micro_batch, self.settings)
@@ -548,4 +564,19 @@ def memory_model(
     settings = Settings.from_config(cfg)
     if precision is None and budget_gib is None and gpu_name(cfg.gpu) in NO_BF16 and overflows_fp16(model_config):
         precision = "fp32"
-    return MemoryModel(shape, source, gpu, budget, replace(settings, precision=precision or settings.precision))
+    settings = replace(settings, precision=precision or settings.precision)
+    return MemoryModel(shape, source, gpu, budget, settings, cfg.model, model_reason(cfg))
+
+
+def model_reason(cfg) -> str:
+    """Why the memory plan is for the config's `model`: it is the model train trains, whatever the tokenizer.
+
+    >>> model_reason(Config()), model_reason(Config(model="org/m", tokenizer="org/t"))
+    ('the default model', "the config's model, which train trains, not tokenizer 'org/t''s")
+    """
+    from analyze.tokenizer import other_tokenizer
+
+    why = "the default model" if cfg.model == Config().model else "the config's model"
+    if tokenizer := other_tokenizer(cfg):
+        why += f", which train trains, not tokenizer {tokenizer!r}'s"
+    return why

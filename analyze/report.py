@@ -81,6 +81,8 @@ def render(a: Analysis, current_source: str) -> Group:
         lines.append(Text(f"  model limit: {a.limit:,} positions ({a.limit_source})", style="dim"))
     if a.memory is not None:
         lines.append(Text(f"  memory: {_memory_line(a)}", style="dim" if a.fit and not a.fit.change else "yellow"))
+    if a.train_check is not None and (said := a.train_check.line()):
+        lines.append(Text(f"  {said}", style="bold yellow" if a.train_check.refusal else "dim"))
     if a.intervals:
         lines += ["", _intervals_line(a)]
     return Group(*lines)
@@ -109,11 +111,12 @@ def _intervals_line(a: Analysis) -> Text:
 def _memory_line(a: Analysis) -> str:
     m = a.memory
     if m.shape is None:
-        return f"unknown: {m.source}"
+        return f"unknown for {m.model} ({m.why}): {m.source}"
     f = a.fit
     if f.change:
-        return f"to fit {m.gpu} ({m.budget_gib:g} GiB): {f.change}; --write-config writes it"
-    return f"{f.plan.peak_gib:.1f} of {m.budget_gib:g} GiB on {m.gpu} at micro-batch {f.micro_batch_size} ({m.source})"
+        return f"to fit {m.gpu} ({m.budget_gib:g} GiB): {f.change}; --write-config writes it; {m.planned_for}"
+    peak = f"{f.plan.peak_gib:.1f} of {m.budget_gib:g} GiB on {m.gpu} at micro-batch {f.micro_batch_size}"
+    return f"{peak}, {m.planned_for}"
 
 
 def print_report(a: Analysis, current_source: str, console: Console | None = None) -> None:

@@ -12,16 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyze.errors import UserError
-from analyze.model_facts import (
-    check_ids_fit,
-    check_max_length,
-    check_same_vocabulary,
-    check_tokenizer_matches,
-    load_model_config,
-)
+from analyze.model_facts import check_ids_fit, check_max_length, load_model_config
 from analyze.schema import Config
-from analyze.tokenizer import load_tokenizer, other_tokenizer, resolve_tokenizer_name
+from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
+from analyze.train_check import check_model_tokenizer
 from train import data as data_mod
 from train.auto_maxlen import auto_maxlen
 from train.checkpoints import check_output_dir
@@ -137,25 +131,12 @@ def prepare(
 
 
 def _model_and_tokenizer(cfg: Config) -> tuple[dict, object]:
-    """The model's config.json and the tokenizer, checked to belong together before anything slow: a wrong pair
-    trains without an error and learns nothing useful."""
+    """The model's config.json and the tokenizer, checked to belong together before anything slow
+    (`analyze.train_check.check_model_tokenizer`, the rule `lengthscan --write-config` checks too)."""
     model_config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(resolve_tokenizer_name(cfg.tokenizer, cfg.model), cfg.chat_template)
-    check_tokenizer_matches(model_config, tokenizer, cfg.model)
-    if (own := _own_tokenizer(cfg)) is not None:
-        check_same_vocabulary(tokenizer, own, cfg.model)
+    check_model_tokenizer(cfg, model_config, tokenizer)
     return model_config, tokenizer
-
-
-def _own_tokenizer(cfg: Config):
-    """The model's own tokenizer when the config names another one and the model's can be loaded; else None (the
-    config-based checks of `check_tokenizer_matches` still apply)."""
-    if not other_tokenizer(cfg):
-        return None
-    try:
-        return load_tokenizer(resolve_tokenizer_name(None, cfg.model))
-    except UserError:  # no tokenizer beside the model (or offline): nothing to compare with
-        return None
 
 
 def _gpu_budget() -> float:
