@@ -156,6 +156,6 @@ def refuse_to_write(check: TrainCheck | None, cfg, target, max_length: int | Non
             fix = f"pass --model {tokenizer} so the model and the tokenizer agree"
         else:
             fix = f"pass --model with the model {tokenizer!r} belongs to, so the model and the tokenizer agree"
-        raise UserError(f"--write-config {target}: train would refuse this config: {check.refusal}; here: {fix}")
+        raise UserError(f"{target} not written: train would refuse this config: {check.refusal}; here: {fix}")
     if max_length is not None and (refusal := check.max_length_refusal(max_length, cfg.model)):
-        raise UserError(f"--write-config {target}: train would refuse this config: {refusal}")
+        raise UserError(f"{target} not written: train would refuse this config: {refusal}")

@@ -48,7 +48,7 @@ def test_another_vocabulary_is_refused_when_written_in_trains_words(llama, data,
     target = tmp_path / "l.yaml"
     err = _error(capsys, lengthscan, [str(data), "--tokenizer", str(llama), "--write-config", str(target)],
                  "lengthscan")  # fmt: skip
-    assert err.startswith(f"--write-config {target}: train would refuse this config: {said}; ")
+    assert err.startswith(f"{target} not written: train would refuse this config: {said}; ")
     assert f"pass --model {llama} so the model and the tokenizer agree" in err  # its folder has a config.json
     assert not target.exists()
 
@@ -113,7 +113,7 @@ def test_a_max_length_past_the_models_positions_is_refused_in_trains_words(llama
     target = tmp_path / "l.yaml"
     err = _error(capsys, lengthscan, [str(data), "--model", str(short), "--tokenizer", str(llama), "--write-config",
                                       str(target)], "lengthscan")  # fmt: skip
-    assert err == f"--write-config {target}: train would refuse this config: {said}"
+    assert err == f"{target} not written: train would refuse this config: {said}"
     assert not target.exists()
 
 
