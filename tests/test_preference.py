@@ -216,3 +216,21 @@ def test_lengthscan_prints_the_pair_report_and_writes_no_config(tmp_path, write_
 
     frame = pd.read_csv(out)
     assert len(frame) == doc["pairs"] == 6 and frame["prompt_tokens"].max() == doc["lengths"]["prompt"]["max"]
+
+
+@pytest.mark.integration
+def test_real_hh_rlhf_pairs_measure_as_dpo_trainer_tokenizes_them(tokenizers):
+    """300 real HH-RLHF transcripts (TRL's implicit-prompt strings): every pair equals TRL's preprocessing, and
+    the one whose replies are the same (line 300, the source's line 722) is counted, not lost."""
+    from tests.conftest import REPO
+
+    path = REPO / "tests" / "fixtures" / "hh-rlhf-pairs-300.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    same = [i + 1 for i, r in enumerate(records) if r["chosen"] == r["rejected"]]
+    for name in ("qwen3", "bos"):
+        tok = tokenizers[name]
+        pairs = tokenize_pairs([path], tok)
+        assert same == [300] and pairs.skips.counts == {"same_replies": 1}
+        kept = [r for r in records if r["chosen"] != r["rejected"]]
+        t = pairs.table
+        assert list(zip(t.prompt.tolist(), t.chosen.tolist(), t.rejected.tolist(), strict=True)) == _trl(kept, tok)
