@@ -10,13 +10,15 @@ from analyze.memory import MemoryModel, memory_model
 from analyze.schema import Config
 
 
-def memory_plan(
-    cfg: Config, budget: float | None, refuse: bool, precision: str | None = None
-) -> tuple[dict, list[str]]:
+def run_memory_model(cfg: Config, budget: float | None, precision: str | None = None) -> MemoryModel:
+    """The memory model of this run, read once (config.json, as lengthscan reads it): `budget` the GPU's GiB when
+    training on one, `precision` the plan's ("16-bit" or "fp32") as the GPU decided it; None: the config's GPU."""
+    return memory_model(cfg, budget_gib=budget, precision=precision)
+
+
+def memory_plan(cfg: Config, m: MemoryModel, refuse: bool) -> tuple[dict, list[str]]:
     """The plan of this config as `train --dry-run --json` shows it, and the lines that say it; a plan that does not
-    fit the GPU stops the run (`refuse`: training on one) or is a warning. `precision`: the plan's ("16-bit" or
-    "fp32") as the GPU decided it; None: the config's GPU decides."""
-    m = memory_model(cfg, budget_gib=budget, precision=precision)  # config.json, read as lengthscan reads it
+    fit the GPU stops the run (`refuse`: training on one) or is a warning."""
     doc: dict = {"gpu": m.gpu, "budget_gib": round(m.budget_gib, 2), "model_config": m.source}
     if m.shape is None:
         return doc | {"unknown": m.source}, [f"memory plan: unknown ({m.source})"]
@@ -39,10 +41,9 @@ def memory_plan(
     return doc, [*lines, f"warning: {message}"]
 
 
-def full_logits_refusal(cfg: Config, budget: float | None, precision: str | None = None) -> str | None:
+def full_logits_refusal(cfg: Config, m: MemoryModel) -> str | None:
     """Why a fallback to the full-logits loss would not fit (the plan's peak and the levers), or None where it fits
     or the plan is unknown: a run stops there rather than run out of memory after its loss check."""
-    m = memory_model(cfg, budget_gib=budget, precision=precision)
     if m.shape is None:
         return None
     full = replace(m, settings=replace(m.settings, loss="full"))

@@ -20,7 +20,7 @@ from train import data as data_mod
 from train.auto_maxlen import auto_maxlen
 from train.checkpoints import check_output_dir
 from train.data import TrainData
-from train.memory_check import full_logits_refusal, memory_plan
+from train.memory_check import full_logits_refusal, memory_plan, run_memory_model
 from train.model import Precision, pick_precision, resolve_device
 from train.ranks import decided_by_main, world_size
 from train.schedule import Schedule, schedule
@@ -120,12 +120,14 @@ def prepare(
     # the GPU's precision decides the plan's bytes (fp32 for an architecture that overflows fp16 on a T4)
     precision = None if device is None else pick_precision(device, model_config, cfg.run.precision)
     planned = precision.planned if device == "cuda" else None
-    memory = None
-    if not smoke:
-        memory, lines = memory_plan(cfg, budget, refuse=refuse, precision=planned)
-        for line in lines:
-            say(line)
-    refusal = full_logits_refusal(cfg, budget, planned) if refuse else None
+    memory, refusal = None, None
+    if not smoke or refuse:
+        m = run_memory_model(cfg, budget, planned)  # one read of config.json for the plan and the refusal
+        if not smoke:
+            memory, lines = memory_plan(cfg, m, refuse=refuse)
+            for line in lines:
+                say(line)
+        refusal = full_logits_refusal(cfg, m) if refuse else None
     return Prepared(cfg, prov, config_path, smoke, out, last, model_config, tokenizer, data, plan, watch, device,
                     precision, memory, refusal)  # fmt: skip
 
