@@ -22,6 +22,7 @@ from analyze.model_facts import (
 )
 from analyze.schema import Config
 from analyze.tokenizer import load_tokenizer, other_tokenizer, resolve_tokenizer_name
+from analyze.tool_drops import warning as tools_warning
 from train import data as data_mod
 from train.auto_maxlen import auto_maxlen
 from train.checkpoints import check_output_dir
@@ -99,6 +100,8 @@ def prepare(
 
     tokenized = data_mod.tokenize(cfg, tokenizer, files)
     check_ids_fit(tokenized.table, model_config, tokenizer, cfg.model, tokenized.paths)
+    if dropped := tools_warning(tokenized.tool_drops):  # the words of lengthscan's report
+        say(f"warning: {dropped}")
     budget = _gpu_budget() if device == "cuda" else None  # train plans for the GPU it runs on
     if auto_maxlen_on:
         auto = auto_maxlen(cfg, tokenized, model_config, config_path, smoke, dry_run, budget)
