@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from analyze import tool_drops
 from analyze.config import with_values
 from analyze.formats import Options, load_tools
 from analyze.memory import Fit, MemoryModel, memory_model
@@ -108,6 +109,7 @@ class Analysis:
             "skipped_reasons": dict(t.skips.counts),
             "skipped_examples": list(t.skips.examples),
             "roles_fixed": dict(t.roles_fixed),
+            "tools": tool_drops.as_json(t.tool_drops),
             "files": [str(p) for p in t.paths],
             "data_fingerprint": t.data_fingerprint,
             "tokenizer": t.tokenizer_name,

@@ -25,8 +25,9 @@ from analyze.reader import SkipLog
 
 KEEP = 8  # entries kept; older ones are removed when a new one is stored
 ABANDONED_AFTER = 3600  # seconds without a write after which a hidden temporary entry is a killed run's leftover
-FORMAT_VERSION = 4  # 2: content_hash column; 3: tool calls, content parts, reasoning; turns located by structure;
-# 4: text parts under "value" read, and skips the role fixes would render marked so (a cached table would keep both)
+FORMAT_VERSION = 5  # 2: content_hash column; 3: tool calls, content parts, reasoning; turns located by structure;
+# 4: text parts under "value" read, and skips the role fixes would render marked so (a cached table would keep both);
+# 5: the records whose tools the template drops (`tool_drops`): an older entry has no counts, so it would warn of none
 
 
 def cache_root() -> Path:
@@ -53,8 +54,9 @@ def key(paths: list[Path], data_fp: str, tokenizer_fp: str, options: str) -> str
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog, Counter, tuple[str, str]] | None:
-    """The stored table (ids memory-mapped when asked) and skips, or None if absent or unreadable."""
+def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog, Counter, tuple[str, str], Counter] | None:
+    """The stored table (ids memory-mapped when asked), skips, role fixes, tokenizer and tool drops, or None if
+    absent or unreadable."""
     folder = cache_root() / entry_key
     try:
         meta = json.loads((folder / "meta.json").read_text())
@@ -67,7 +69,7 @@ def load(entry_key: str, keep_ids: bool) -> tuple[LengthTable, SkipLog, Counter,
     records = [tuple(r) for r in meta.get("skipped_records", [])]
     skips = SkipLog(counts=Counter(meta["skipped_reasons"]), examples=meta["skipped_examples"], records=records)
     fixed, tokenizer = Counter(meta.get("roles_fixed", {})), tuple(meta.get("tokenizer", ("", "")))
-    return LengthTable(**columns, ids=ids), skips, fixed, tokenizer
+    return LengthTable(**columns, ids=ids), skips, fixed, tokenizer, Counter(meta.get("tool_drops", {}))
 
 
 class Writer:
@@ -86,7 +88,12 @@ class Writer:
         self.count += len(ids)
 
     def finish(
-        self, table: LengthTable, skips: SkipLog, roles_fixed: Counter | None = None, tokenizer: tuple = ("", "")
+        self,
+        table: LengthTable,
+        skips: SkipLog,
+        roles_fixed: Counter | None = None,
+        tokenizer: tuple = ("", ""),
+        tool_drops: Counter | None = None,
     ) -> np.ndarray:
         """Publish the entry; returns its ids, memory-mapped from the published file."""
         self._ids.close()
@@ -100,6 +107,7 @@ class Writer:
             "skipped_examples": skips.examples,
             "skipped_records": skips.records,
             "roles_fixed": dict(roles_fixed or {}),
+            "tool_drops": dict(tool_drops or {}),  # `analyze.tool_drops.COUNTS`
             "tokenizer": list(tokenizer),  # its name and `tokenizer_fingerprint`: a rerun needs no tokenizer loaded
             "version": __version__,
         }

@@ -96,6 +96,7 @@ class Chunk:
     ids: np.ndarray | None
     skipped: list[tuple[int, int, str, str]]
     roles_fixed: dict[str, int] = field(default_factory=dict)  # records changed by `data.fix_roles`, by fix
+    tool_drops: dict[str, int] = field(default_factory=dict)  # `analyze.tool_drops.COUNTS`: tools the template drops
 
 
 class TableBuilder:

@@ -34,6 +34,7 @@ from analyze.sample import SampleInfo, SampleSpec, sample_records
 from analyze.schema import AUTO
 from analyze.split import content_hash
 from analyze.tokenizer import tokenizer_name
+from analyze.tool_drops import tool_drops
 
 CHUNK = 1024  # records per encoder call: large enough to keep the encoder busy, small enough for memory
 PROGRESS_MIN_BYTES = 8 << 20  # show a progress bar for inputs larger than this
@@ -53,6 +54,7 @@ class Tokenized:
     tokenizer_fingerprint: str
     from_cache: bool = False
     roles_fixed: Counter = field(default_factory=Counter)  # records whose roles `data.fix_roles` changed, by fix
+    tool_drops: Counter = field(default_factory=Counter)  # records with tools, and those the template drops (COUNTS)
     sample: SampleInfo | None = None  # set when only a random sample was analysed (`--sample`)
 
     @property
@@ -109,6 +111,7 @@ def tokenize_files(
         workers = (os.cpu_count() or 1) if large else 0
     ids_parts: list[np.ndarray] = []
     fixed: Counter = Counter()
+    drops: Counter = Counter()
     records, info = iter(reader), None
     if sample is not None:
         picked, seen = sample_records(records, sample, sample_seed)
@@ -121,6 +124,7 @@ def tokenize_files(
                 for fi, line, reason, detail in chunk.skipped:
                     skips.add(f"{files[fi]}:{line}", reason, detail)
                 fixed.update(chunk.roles_fixed)
+                drops.update(chunk.tool_drops)
                 builder.add(chunk)
                 if chunk.ids is not None:
                     if store is not None:
@@ -130,7 +134,7 @@ def tokenize_files(
                 bar(reader.bytes_read)
         table = builder.build()
         if store is not None:
-            stored_ids = store.finish(table, skips, fixed, (name, tok_fp))
+            stored_ids = store.finish(table, skips, fixed, (name, tok_fp), drops)
             table.ids = stored_ids if keep_ids else None
         elif keep_ids:
             table.ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
@@ -138,7 +142,7 @@ def tokenize_files(
         if store is not None:
             store.abort()
         raise
-    return Tokenized(files, table, skips, name, data_fp, tok_fp, roles_fixed=fixed, sample=info)
+    return Tokenized(files, table, skips, name, data_fp, tok_fp, roles_fixed=fixed, tool_drops=drops, sample=info)
 
 
 def cached(
@@ -157,17 +161,17 @@ def _from_cache(key: str, files: list, data_fp: str, strict: bool, keep_ids: boo
     hit = cache_mod.load(key, keep_ids)
     if hit is None:
         return None
-    table, skips, fixed, (name, tok_fp) = hit
+    table, skips, fixed, (name, tok_fp), drops = hit
     skips.strict = strict
     skips.replay_strict()
-    return Tokenized(files, table, skips, name, data_fp, tok_fp, from_cache=True, roles_fixed=fixed)
+    return Tokenized(files, table, skips, name, data_fp, tok_fp, from_cache=True, roles_fixed=fixed, tool_drops=drops)
 
 
 def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], options: Options, keep_ids: bool) -> Chunk:
     """Parse, normalise, render and encode one chunk of raw records; every record is encoded or skipped."""
     skipped: list[tuple[int, int, str, str]] = []
     sources, examples, texts = [], [], []
-    tools, fixed, applied = options.tools, Counter(), []
+    tools, fixed, drops, applied = options.tools, Counter(), Counter(), []
     for fi, line, raw in items:
         try:
             example = to_example(parse_record(raw), options.fmt, tools)
@@ -183,12 +187,13 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], optio
     results = renderer.finish(examples, texts, renderer.encode_batch(examples, texts), keep_ids)
     kept: list[tuple[tuple[int, int], Encoded]] = []
     hashes: list[int] = []
-    for src, example, result, fixes in zip(sources, examples, results, applied, strict=True):
+    for src, example, text, result, fixes in zip(sources, examples, texts, results, applied, strict=True):
         if isinstance(result, SkipRecord):
             skipped.append((*src, result.reason, result.detail))
         else:
             kept.append((src, result))
             fixed.update(fixes)  # only records that are analysed count as fixed
+            drops.update(tool_drops(renderer, text, example))  # after `finish`, which rendered the same pieces
             hashes.append(content_hash(example))
     skipped.sort(key=lambda s: (s[0], s[1]))  # report in input order
     spans = [(row, s, e) for row, (_, enc) in enumerate(kept) for s, e in enc.spans]
@@ -206,7 +211,7 @@ def encode_chunk(renderer: Renderer, items: list[tuple[int, int, object]], optio
     ids = None
     if keep_ids:
         ids = np.concatenate([enc.ids for _, enc in kept]) if kept else np.zeros(0, np.int32)
-    return Chunk(columns, ids, skipped, fixed)
+    return Chunk(columns, ids, skipped, fixed, drops)
 
 
 @contextlib.contextmanager

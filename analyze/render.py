@@ -55,7 +55,7 @@ class Renderer:
         )
         self._special = re.compile("|".join(map(re.escape, specials))) if specials else None  # longest first
         self.has_template = bool(tokenizer.chat_template)
-        self._pieces: dict = {}  # (roles, tools) → the template's text around messages of those roles
+        self._pieces: dict = {}  # (roles, tools) → the marked rendering and the template's text around messages
         self.end_of_turn = self._probe_end_of_turn() if self.has_template else ""
 
     def render(self, example: Example) -> str:
@@ -76,6 +76,14 @@ class Renderer:
     def pieces(self, roles: tuple[str, ...], tools: list[dict] | None) -> list[str] | None:
         """The template's text before, between and after messages of these roles (each message a marker): rendered
         once per role sequence and tools; None if the template refuses it or drops a message."""
+        return self._marked(roles, tools)[1]
+
+    def marked(self, roles: tuple[str, ...], tools: list[dict] | None) -> str | None:
+        """The template's rendering of messages of these roles, each message a marker (`pieces` before it is
+        split); None if the template refuses it."""
+        return self._marked(roles, tools)[0]
+
+    def _marked(self, roles: tuple[str, ...], tools: list[dict] | None) -> tuple[str | None, list[str] | None]:
         key = (roles, json.dumps(tools, sort_keys=True) if tools else None)
         if key not in self._pieces:
             if len(self._pieces) >= PIECES_KEPT:
@@ -87,7 +95,7 @@ class Renderer:
                 )
             except SkipRecord:
                 text = None
-            self._pieces[key] = None if text is None else _split_at(text, marks)
+            self._pieces[key] = (text, None if text is None else _split_at(text, marks))
         return self._pieces[key]
 
     def render_fixing(self, example: Example, fix_roles: bool) -> tuple[str, Example, tuple[str, ...]]:

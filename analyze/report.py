@@ -7,6 +7,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from analyze import tool_drops
 from analyze.analysis import Analysis
 
 BAR_WIDTH = 40
@@ -41,6 +42,8 @@ def render(a: Analysis, current_source: str) -> Group:
     if t.roles_fixed:
         fixes = ", ".join(f"{k} {v:,}" for k, v in t.roles_fixed.most_common())
         lines.append(Text(f"fixed    roles the chat template refused (data.fix_roles): {fixes}", style="yellow"))
+    if tools_warning := tool_drops.warning(t.tool_drops):
+        lines.append(Text(f"warning  {tools_warning}", style="bold yellow"))
     lines.append(Text(f"tokens   {total:,} total · {sup:,} supervised ({_pct(sup, total)})"))
     L = a.lengths
     lines.append(

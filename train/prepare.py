@@ -15,6 +15,7 @@ from pathlib import Path
 from analyze.model_facts import check_ids_fit, check_max_length, load_model_config
 from analyze.schema import Config
 from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
+from analyze.tool_drops import warning as tools_warning
 from analyze.train_check import check_model_tokenizer
 from train import data as data_mod
 from train.auto_maxlen import auto_maxlen
@@ -93,6 +94,8 @@ def prepare(
 
     tokenized = data_mod.tokenize(cfg, tokenizer, files)
     check_ids_fit(tokenized.table, model_config, tokenizer, cfg.model, tokenized.paths)
+    if dropped := tools_warning(tokenized.tool_drops):  # the words of lengthscan's report
+        say(f"warning: {dropped}")
     budget = _gpu_budget() if device == "cuda" else None  # train plans for the GPU it runs on
     if auto_maxlen_on:
         auto = auto_maxlen(cfg, tokenized, model_config, config_path, smoke, dry_run, budget)
