@@ -88,7 +88,7 @@ class Renderer:
         if key not in self._pieces:
             if len(self._pieces) >= PIECES_KEPT:
                 self._pieces.pop(next(iter(self._pieces)))
-            marks = _MARK_CHARS[: len(roles)]
+            marks = MARK_CHARS[: len(roles)]
             try:
                 text = self.render_messages(
                     [{"role": r, "content": c} for r, c in zip(roles, marks, strict=True)], tools
@@ -235,8 +235,8 @@ def template_refused(e: BaseException) -> bool:
 FIXABLE = " (--fix-roles renders it)"  # ends a template_error whose roles `data.fix_roles` would fix
 TEMPLATE_FILENAME = "<template>"  # the file name Jinja gives the code of a template compiled from a string
 MARKS = 6400  # private-use characters U+E000…: one distinct marker per message
-_MARK_CHARS = "".join(chr(0xE000 + k) for k in range(MARKS))
-MARK = _MARK_CHARS[0]  # the marker of `_render_marked`, which replaces one message at a time
+MARK_CHARS = "".join(chr(0xE000 + k) for k in range(MARKS))
+MARK = MARK_CHARS[0]  # the marker of `_render_marked`, which replaces one message at a time
 PIECES_KEPT = 4096  # role sequences whose template text `Renderer.pieces` keeps
 
 
@@ -297,10 +297,10 @@ def _spans_from_structure(text: str, example: Conversation, renderer: Renderer) 
     ['assistant<|im_end|>']
     """
     messages = example.messages
-    if len(messages) > MARKS or not set(_MARK_CHARS[: len(messages)]).isdisjoint(text) or _replies_in_a_row(messages):
+    if len(messages) > MARKS or not set(MARK_CHARS[: len(messages)]).isdisjoint(text) or replies_in_a_row(messages):
         return None
     pieces = renderer.pieces(tuple(m["role"] for m in messages), example.tools)
-    gaps = None if pieces is None else _gaps(text, pieces)
+    gaps = None if pieces is None else message_gaps(text, pieces)
     if gaps is None:
         return None
     for m, (start, end) in zip(messages, gaps, strict=True):
@@ -325,12 +325,12 @@ def _split_at(marked: str, marks: str) -> list[str] | None:
     return re.split("[" + re.escape(marks) + "]", marked) if marks else [marked]
 
 
-def _gaps(text: str, pieces: list[str]) -> list[tuple[int, int]] | None:
+def message_gaps(text: str, pieces: list[str]) -> list[tuple[int, int]] | None:
     """[start, end) of what lies between consecutive pieces when `text` is pieces[0] + gap + pieces[1] + … +
     pieces[-1], each piece found after the one before; None when that does not hold (or a piece between gaps is
     empty, so nothing says where it is).
 
-    >>> _gaps("<a>x<b>yy<c>", ["<a>", "<b>", "<c>"]), _gaps("<a>x<c>", ["<a>", "<b>", "<c>"])
+    >>> message_gaps("<a>x<b>yy<c>", ["<a>", "<b>", "<c>"]), message_gaps("<a>x<c>", ["<a>", "<b>", "<c>"])
     ([(3, 4), (7, 9)], None)
     """
     if not (text.startswith(pieces[0]) and text.endswith(pieces[-1])):
@@ -353,7 +353,7 @@ def _with_end_of_turn(text: str, gap: tuple[int, int], renderer: Renderer) -> tu
     return start, end + len(renderer.special_at(text, end))
 
 
-def _replies_in_a_row(messages: list[dict]) -> bool:
+def replies_in_a_row(messages: list[dict]) -> bool:
     """Two replies with nothing between them have no anchor: a reply holding the template's separator would shift
     the boundary, so such records take one rendering per reply."""
     return any(a["role"] == b["role"] == "assistant" for a, b in itertools.pairwise(messages))
@@ -374,9 +374,9 @@ def _spans_from_one_rendering(text: str, example: Conversation, renderer: Render
     ['hi<|im_end|>', 'a<|im_end|>']
     """
     replies = [i for i, m in enumerate(example.messages) if m["role"] == "assistant"]
-    if not replies or len(replies) > MARKS or _replies_in_a_row(example.messages):
+    if not replies or len(replies) > MARKS or replies_in_a_row(example.messages):
         return None
-    marks = _MARK_CHARS[: len(replies)]
+    marks = MARK_CHARS[: len(replies)]
     if not set(marks).isdisjoint(text):
         return None
     messages = list(example.messages)
@@ -386,7 +386,7 @@ def _spans_from_one_rendering(text: str, example: Conversation, renderer: Render
         pieces = _split_at(renderer.render_messages(messages, example.tools), marks)
     except SkipRecord:
         return None
-    gaps = None if pieces is None else _gaps(text, pieces)
+    gaps = None if pieces is None else message_gaps(text, pieces)
     return None if gaps is None else [_with_end_of_turn(text, gap, renderer) for gap in gaps]
 
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 from analyze.errors import SkipRecord
 from analyze.formats import Conversation, Example
-from analyze.render import _MARK_CHARS, MARKS, Renderer, _gaps, _replies_in_a_row
+from analyze.render import MARK_CHARS, MARKS, Renderer, message_gaps, replies_in_a_row
 
 # records that carry tool schemas, and those whose schemas the template drops; the same for tool calls
 COUNTS = ("tools", "tools_dropped", "tool_calls", "tool_calls_dropped")
@@ -101,12 +101,12 @@ def _slots(renderer: Renderer, text: str, example: Conversation) -> list[tuple[d
     """Each message with what `text` holds in its place between the template's pieces, when the structure anchors
     every message with tool calls (as `render._spans_from_structure` does the replies); else None."""
     messages = example.messages
-    if len(messages) > MARKS or not set(_MARK_CHARS[: len(messages)]).isdisjoint(text) or _replies_in_a_row(messages):
+    if len(messages) > MARKS or not set(MARK_CHARS[: len(messages)]).isdisjoint(text) or replies_in_a_row(messages):
         return None
     if any(m.get("tool_calls") and m.get("reasoning_content") for m in messages):
         return None  # the slot holds the reasoning too: it differs from the content with or without the calls
     pieces = renderer.pieces(tuple(m["role"] for m in messages), example.tools)
-    gaps = None if pieces is None else _gaps(text, pieces)
+    gaps = None if pieces is None else message_gaps(text, pieces)
     if gaps is None:
         return None
     slots = [(m, text[start:end]) for m, (start, end) in zip(messages, gaps, strict=True)]
