@@ -16,7 +16,7 @@ from analyze.memory import Fit, MemoryModel, memory_model
 from analyze.model_facts import model_limit
 from analyze.pipeline import Tokenized, cached, tokenize_files
 from analyze.plan import Plan, make_plan
-from analyze.preference import PairAnalysis, first_is_pair, is_pair_data, suggest_pairs, tokenize_pairs
+from analyze.preference import PairAnalysis, is_pair_data, suggest_pairs, tokenize_pairs
 from analyze.reader import check_paths
 from analyze.render import FIXABLE
 from analyze.schema import Config, SuggestConfig
@@ -366,8 +366,6 @@ def analyze_files(
     cfg = with_values(cfg or Config(), {k: v for k, v in overrides.items() if v is not None})
     paths = check_paths(list(files), cfg.data.split, cfg.data.subset)  # before the tokenizer loads: typos fail now
     name, options = resolve_tokenizer_name(cfg.tokenizer, cfg.model), read_options(cfg)
-    if first_is_pair(paths):
-        return analyze_pairs(paths, cfg, name, options, strict, sample, on_tokenized)
     files_fp = files_fingerprint(name, cfg.chat_template)
     tokenized = None
     if cache and files_fp and sample is None:  # unchanged inputs and tokenizer files: no tokenizer to load
@@ -378,8 +376,9 @@ def analyze_files(
             paths, tok, strict=strict, progress=progress, cache=cache, options=options, sample=sample,
             sample_seed=cfg.optim.seed, files_fp=files_fp,
         )  # fmt: skip
-    if is_pair_data(tokenized.skips, tokenized.records):  # pairs, though the first record is not one
+    if is_pair_data(tokenized.skips, tokenized.records):  # train's rule: pairs outnumber conversations
         return analyze_pairs(paths, cfg, name, options, strict, sample, on_tokenized)
+    tokenized.skips.replay_strict(deferred=True)  # --strict: conversations, so a pair among them is a bad record
     if on_tokenized is not None:  # before the checks, so a run stopped for its skips still writes their list
         on_tokenized(tokenized)
     return analyze(tokenized, cfg, model_limit(name, measured_model(cfg)), memory_model(cfg))

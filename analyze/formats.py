@@ -172,6 +172,15 @@ PREFERENCE_FORMATS = {
 PREFERENCE_SKIP = "preference_pair"  # the skip reason of a pair in SFT data
 
 
+def pair_format_named(detail: str) -> str:
+    """The preference format a `PREFERENCE_SKIP`'s detail names (`to_example` writes it).
+
+    >>> pair_format_named("a preference pair (TRL prompt/chosen/rejected) is DPO data; …")
+    'TRL prompt/chosen/rejected'
+    """
+    return next(name for name in PREFERENCE_FORMATS.values() if f"({name})" in detail)
+
+
 def preference_format(record: Any) -> str | None:
     """The preference format of a record (a key of `PREFERENCE_FORMATS`), or None when it is not a pair.
 
@@ -218,7 +227,9 @@ def detect_format(record: Any) -> str:
 def to_example(record: Any, fmt: str = AUTO, default_tools: list[dict] | None = None) -> Example:
     """Turn one parsed JSON record into a `Conversation` or `Text`, or raise `SkipRecord`. `default_tools`: the
     schemas for a record without its own `tools` (`data.tools`)."""
-    if (kind := preference_format(record)) is not None:  # whatever --format says: a pair is not a conversation
+    # with format auto, a pair is not a conversation; a named format reads the record's conversation (a dataset
+    # such as UltraFeedback's train_sft carries `messages` beside its pair)
+    if fmt == AUTO and (kind := preference_format(record)) is not None:
         detail = f"a preference pair ({PREFERENCE_FORMATS[kind]}) is DPO data; train is supervised fine-tuning"
         raise SkipRecord(PREFERENCE_SKIP, detail)
     if fmt == "auto":

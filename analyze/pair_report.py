@@ -36,15 +36,14 @@ def render(a: PairAnalysis) -> Group:
     lines.append(Text(f"  why: {s.reason}."))
     lines.append(
         Text(
-            f"  at {s.max_length:,}: {s.truncated:,} pairs cut at the end of a reply, {s.dropped:,} dropped (their "
-            f"prompt alone fills max_length, and DPOTrainer drops them); {s.reply_tokens_lost:.1%} of reply "
-            "tokens lost"
+            f"  at {s.max_length:,}: {s.truncated:,} pairs cut in a reply, {s.dropped:,} dropped (DPOTrainer drops "
+            f"a pair whose prompt fills max_length); {s.reply_tokens_lost:.1%} of reply tokens lost"
         )
     )
     lines.append(
         Text(
             f"  max_prompt_length={s.max_prompt_length} for TRL before {PROMPT_LENGTH_UNTIL} (the same share of "
-            "prompts whole); later versions have no such key and leave long prompts to be filtered out",
+            "prompts whole); later TRL has no such key",
             style="dim",
         )
     )

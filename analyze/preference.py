@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from analyze.errors import SkipRecord
-from analyze.formats import PREFERENCE_FORMATS, PREFERENCE_SKIP, preference_format, to_example
+from analyze.formats import PREFERENCE_FORMATS, PREFERENCE_SKIP, pair_format_named, preference_format, to_example
 from analyze.reader import RecordReader, SkipLog, parse_record
 from analyze.render import Renderer
 from analyze.stats import percentile
@@ -64,10 +64,10 @@ def to_pair(record: Any, default_tools: list[dict] | None = None) -> Pair:
     if kind is None:
         raise SkipRecord("not_a_pair", "no 'chosen' and 'rejected': not a preference pair, in a file of pairs")
     chosen, rejected = record["chosen"], record["rejected"]
-    if kind == "trl":
+    if kind == "trl" and isinstance(record["prompt"], list) == isinstance(chosen, list):
         prompt = record["prompt"]
-    elif kind == "trl_implicit":
-        prompt, chosen, rejected = split_prompt(chosen, rejected)
+    elif kind in ("trl", "trl_implicit"):  # TRL's `maybe_extract_prompt`: a string prompt beside whole conversations
+        prompt, chosen, rejected = split_prompt(chosen, rejected)  # is a copy of their first turn; theirs is the prompt
     else:  # LLaMA-Factory: the conversation (or instruction) without the pair is the prompt
         rest = {k: v for k, v in record.items() if k not in ("chosen", "rejected")}
         if kind == "llamafactory_alpaca":
@@ -95,14 +95,18 @@ def split_prompt(chosen: Any, rejected: Any) -> tuple:
     ...                        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "go"}])
     >>> p, c
     ([{'role': 'user', 'content': 'hi'}], [{'role': 'assistant', 'content': 'yo'}])
+    >>> split_prompt("A: b", "A: bc")   # one reply extends the other: split before the last shared character
+    ('A: ', 'b', 'bc')
     """
     if not (isinstance(chosen, str) and isinstance(rejected, str)):
         chosen, rejected = _messages(chosen, "chosen"), _messages(rejected, "rejected")
     if chosen == rejected:
         raise SkipRecord("same_replies", "chosen and rejected are the same: nothing to prefer")
     n = min(len(chosen), len(rejected))
-    i = next((k for k in range(n) if chosen[k] != rejected[k]), max(n - 1, 0))  # TRL: one ends inside the other
-    if i > 0 and chosen[i - 1] == " ":
+    i = next((k for k in range(n) if chosen[k] != rejected[k]), None)
+    if i is None:  # one ends inside the other: TRL splits before the last shared item
+        i = max(n - 1, 0)
+    elif i > 0 and chosen[i - 1] == " ":
         i -= 1
     return chosen[:i], chosen[i:], rejected[i:]
 
@@ -201,18 +205,19 @@ def _texts(pair: Pair, renderer: Renderer) -> list[str]:
 
 
 def _measure(batch: list, renderer: Renderer) -> list[tuple[int, int, int, int, int]]:
-    """(file, line, prompt, chosen, rejected) tokens of each pair: one encoder call per kind of pair."""
-    out = []
+    """(file, line, prompt, chosen, rejected) tokens of each pair, in input order: one encoder call per kind."""
+    out: list = [None] * len(batch)
     for conversational in (True, False):
-        part = [b for b in batch if b[2].conversational == conversational]
+        part = [k for k, b in enumerate(batch) if b[2].conversational == conversational]
         if not part:
             continue
         # rendered chat text holds its own special tokens; plain text gets the tokenizer's (BOS), as TRL's call does
-        encoded = renderer.backend.encode_batch([t for b in part for t in b[3]], add_special_tokens=not conversational)
-        for k, (fi, line, _, _) in enumerate(part):
-            p, pc, pr = (np.asarray(e.ids) for e in encoded[3 * k : 3 * k + 3])
+        texts = [t for k in part for t in batch[k][3]]
+        encoded = renderer.backend.encode_batch(texts, add_special_tokens=not conversational)
+        for j, k in enumerate(part):
+            p, pc, pr = (np.asarray(e.ids) for e in encoded[3 * j : 3 * j + 3])
             prompt = min(_common_prefix(p, pc), _common_prefix(p, pr))
-            out.append((fi, line, prompt, len(pc) - prompt, len(pr) - prompt))
+            out[k] = (batch[k][0], batch[k][1], prompt, len(pc) - prompt, len(pr) - prompt)
     return out
 
 
@@ -268,7 +273,7 @@ def suggest_pairs(table: PairTable, target: float, round_to: int, limit: int | N
         truncated=int((kept & (table.sequence > value)).sum()),
         dropped=int((~kept).sum()),
         reply_tokens_lost=float(lost.sum() / max(replies, 1)),
-        max_prompt_length=round_up(percentile(table.prompt, target * 100), round_to),
+        max_prompt_length=min(round_up(percentile(table.prompt, target * 100), round_to), value),
     )
 
 
@@ -342,23 +347,12 @@ def refuse_pairs(skips: SkipLog, analysed: int, paths: list) -> None:
 
     if not is_pair_data(skips, analysed):
         return
-    detail = next(d for _, reason, d in skips.records if reason == PREFERENCE_SKIP)
-    fmt = detail[detail.index("(") + 1 : detail.index(")")]  # the format's name, as the skip's detail gives it
+    fmt = pair_format_named(next(d for _, reason, d in skips.records if reason == PREFERENCE_SKIP))
     where = " ".join(str(p) for p in paths)
     pairs, total = skips.counts[PREFERENCE_SKIP], analysed + skips.total
     raise UserError(
         f"{where}: preference data ({fmt}: {pairs:,} of {total:,} records are chosen/rejected pairs); train is "
         "supervised fine-tuning on conversations and cannot train on pairs: train them with TRL's DPOTrainer "
-        f"(`lengthscan {where}` suggests its max_length), or give train conversations (each prompt with its chosen "
-        "reply as messages)"
+        f"(`lengthscan {where}` suggests its max_length), or give train conversations: each prompt with its chosen "
+        "reply as messages, or --format messages where the records carry a conversation beside the pair"
     )
-
-
-def first_is_pair(paths: list) -> bool:
-    """Whether the first record of `paths` is a preference pair (read before any tokenizing: cheap)."""
-    for _, _, raw in RecordReader(paths):
-        try:
-            return preference_format(parse_record(raw)) is not None
-        except SkipRecord:
-            return False
-    return False

@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from analyze.errors import SkipRecord, UserError
+from analyze.formats import PREFERENCE_SKIP
 from analyze.schema import DEFAULT_SPLIT
 from analyze.sources import DatasetSource, compressed, resolve, table_rows
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
 STRICT_HINT = " (--strict stops at the first bad record; drop it to skip)"
+# skips --strict decides after the whole pass: preference pairs, which make a file of pairs (`analyze.preference`)
+STRICT_DEFERRED = (PREFERENCE_SKIP,)
 
 
 @dataclass
@@ -40,7 +43,7 @@ class SkipLog:
 
     def add(self, where: str, reason: str, detail: str) -> None:
         line = f"{shown_place(where)}: {detail} [{reason}]"
-        if self.strict:
+        if self.strict and reason not in STRICT_DEFERRED:
             raise UserError(f"{line}{STRICT_HINT}")
         self.counts[reason] += 1
         self.records.append((where, reason, detail))
@@ -59,10 +62,14 @@ class SkipLog:
         reasons = ", ".join(f"{k} {v:,}" for k, v in self.counts.most_common())
         return f"{self.total:,} of {n:,} records skipped ({self.total / max(n, 1):.1%}): {reasons}"
 
-    def replay_strict(self) -> None:
-        """Under --strict, fail on the first skip recorded earlier (a cached result keeps them)."""
-        if self.strict and self.examples:
-            raise UserError(f"{self.examples[0]}{STRICT_HINT}")
+    def replay_strict(self, deferred: bool = False) -> None:
+        """Under --strict, fail on the first skip recorded earlier (a cached result keeps them); with `deferred`,
+        also on a `STRICT_DEFERRED` one (once the data is known to be conversations, a pair among them is bad)."""
+        if not self.strict:
+            return
+        for where, reason, detail in self.records:
+            if deferred or reason not in STRICT_DEFERRED:
+                raise UserError(f"{shown_place(where)}: {detail} [{reason}]{STRICT_HINT}")
 
     @property
     def total(self) -> int:

@@ -243,23 +243,24 @@ def test_a_fallback_to_full_logits_the_plan_says_will_not_fit_stops_with_the_lev
 
     from analyze.config import with_values
     from analyze.errors import RunStopped
+    from analyze.memory import memory_model
     from analyze.model_facts import load_model_config
     from analyze.pipeline import tokenize_files
     from analyze.schema import Config
     from tests.conftest import SAMPLE
     from train.data import build
-    from train.memory_check import full_logits_refusal, run_memory_model
+    from train.memory_check import full_logits_refusal
     from train.model import pick_precision
     from train.smoke import tiny_config
     from train.trainer_setup import make_trainer
 
     cfg = with_values(Config(), {"optim.micro_batch_size": 4, "max_length": 2048, "run.max_steps": 1})
     # Qwen3-1.7B's full logits at 4 × 2048 on a T4: 16.8 GiB alone
-    refusal = full_logits_refusal(cfg, run_memory_model(cfg, 14.74))
+    refusal = full_logits_refusal(cfg, memory_model(cfg, budget_gib=14.74))
     assert refusal.startswith("the full logits need") and "fits this GPU (14.7 GiB)" in refusal
     assert "--optim.micro_batch_size" in refusal  # a smaller micro-batch with the same effective batch: the lever
     small = with_values(cfg, {"max_length": 256, "optim.micro_batch_size": 1})
-    assert full_logits_refusal(small, run_memory_model(small, 14.74)) is None
+    assert full_logits_refusal(small, memory_model(small, budget_gib=14.74)) is None
 
     small = with_values(cfg, {"max_length": 256})
     data = build(small, qwen3, tokenize_files([SAMPLE], qwen3, keep_ids=True))

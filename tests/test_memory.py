@@ -28,7 +28,7 @@ from analyze.model_facts import TIED_DEFAULTS, bundled_config, read_model_config
 from analyze.schema import Config
 from tests.conftest import SAMPLE
 from train.cli import main as train_main
-from train.memory_check import memory_plan, oom_message, run_memory_model
+from train.memory_check import memory_plan, oom_message
 
 QWEN = model_shape(bundled_config("Qwen/Qwen3-1.7B"))
 
@@ -282,7 +282,7 @@ def test_train_dry_run_prints_the_plan(capsys):
 def test_train_refuses_before_loading_a_model_that_will_not_fit():
     cfg = from_dict({"max_length": 4096, "gpu": 6})
     with pytest.raises(UserError) as err:
-        memory_plan(cfg, run_memory_model(cfg, None), refuse=True)
+        memory_plan(cfg, memory_model(cfg), refuse=True)
     message = str(err.value)
     assert "more than the 6.0 GiB" in message and "\n" not in message and "--run.memory_check false" in message
     assert "--optim.micro_batch_size 1 --optim.grad_accum_steps 16 fits" in message and "--lora.r" in message

@@ -170,11 +170,48 @@ def test_train_refuses_pairs_naming_the_format(write_jsonl, qwen3):
     assert "\n" not in msg and PREFERENCE_FORMATS["llamafactory"] in msg and "3 of 3" in msg and "DPOTrainer" in msg
 
 
-def test_a_few_pairs_among_conversations_are_skips(write_jsonl):
+def test_a_few_pairs_among_conversations_are_skips_in_both_commands(write_jsonl, qwen3):
+    """The rule is train's (pairs must outnumber conversations), even when the file starts with a pair."""
+    from analyze.analysis import check_skips
+    from analyze.pipeline import tokenize_files
+
     conversations = [{"messages": [_user(f"q{i}"), _bot(f"a{i}")]} for i in range(20)]
-    pair = {"prompt": "Q", "chosen": "A", "rejected": "B"}
-    a = analyze_files([write_jsonl([*conversations, pair])], cache=False, **{"data.max_skip": 0.1})
+    path = write_jsonl([{"prompt": "Q", "chosen": "A", "rejected": "B"}, *conversations])
+    a = analyze_files([path], cache=False, **{"data.max_skip": 0.1})
     assert a.as_json()["kind"] == "conversations" and a.tokenized.skips.counts == {"preference_pair": 1}
+    check_skips(tokenize_files([path], qwen3, cache=False), 0.1)  # train's checks pass too
+    with pytest.raises(UserError, match=r"data.jsonl:1: a preference pair .*--strict stops"):
+        analyze_files([path], cache=False, strict=True)  # under --strict, the pair is a bad record
+    pairs = write_jsonl([*CONVERSATIONAL * 3, conversations[0]], "pairs.jsonl")
+    assert analyze_files([pairs], cache=False, strict=False, **{"data.max_skip": 0.2}).as_json()["kind"] == "preference"
+    with pytest.raises(UserError, match=r"pairs.jsonl:7: .*\[not_a_pair\].*--strict"):
+        analyze_files([pairs], cache=False, strict=True)  # a file of pairs: now the conversation is the bad record
+
+
+def test_a_named_format_reads_the_conversation_beside_a_pair(write_jsonl):
+    """UltraFeedback's SFT splits carry `messages` beside a pair: --format messages trains on them; auto sees pairs,
+    and its string prompt beside whole conversations is split off as TRL's `maybe_extract_prompt` does."""
+    records = [
+        {
+            "prompt": Q,
+            "chosen": [_user(Q), _bot(GOOD)],
+            "rejected": [_user(Q), _bot(BAD)],
+            "messages": [_user(Q), _bot(GOOD)],
+        }
+    ] * 3
+    path = write_jsonl(records)
+    assert analyze_files([path], cache=False, **{"data.format": "messages"}).as_json()["kind"] == "conversations"
+    pairs = analyze_files([path], cache=False).pairs
+    assert pairs.skips.total == 0 and pairs.records == 3
+
+
+@pytest.mark.integration
+def test_a_string_prompt_beside_whole_conversations_measures_as_trl_extracts_it(write_jsonl, qwen3):
+    pytest.importorskip("trl")
+    from trl.data_utils import maybe_extract_prompt
+
+    records = [{"prompt": Q, "chosen": [_user(Q), _bot(GOOD)], "rejected": [_user(Q), _bot(BAD)]}]
+    assert _ours(write_jsonl(records), qwen3) == _trl([maybe_extract_prompt(r) for r in records], qwen3)
 
 
 def test_most_records_without_a_reply_stop_both_commands(write_jsonl, qwen3):

@@ -6,14 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from analyze.errors import UserError
-from analyze.memory import MemoryModel, memory_model
+from analyze.memory import MemoryModel
 from analyze.schema import Config
-
-
-def run_memory_model(cfg: Config, budget: float | None, precision: str | None = None) -> MemoryModel:
-    """The memory model of this run, read once (config.json, as lengthscan reads it): `budget` the GPU's GiB when
-    training on one, `precision` the plan's ("16-bit" or "fp32") as the GPU decided it; None: the config's GPU."""
-    return memory_model(cfg, budget_gib=budget, precision=precision)
 
 
 def memory_plan(cfg: Config, m: MemoryModel, refuse: bool) -> tuple[dict, list[str]]:

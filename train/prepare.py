@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from analyze.memory import memory_model
 from analyze.model_facts import check_ids_fit, check_max_length, load_model_config
 from analyze.schema import Config
 from analyze.tokenizer import load_tokenizer, resolve_tokenizer_name
@@ -21,7 +22,7 @@ from train import data as data_mod
 from train.auto_maxlen import auto_maxlen
 from train.checkpoints import check_output_dir
 from train.data import TrainData
-from train.memory_check import full_logits_refusal, memory_plan, run_memory_model
+from train.memory_check import full_logits_refusal, memory_plan
 from train.model import Precision, pick_precision, resolve_device
 from train.ranks import decided_by_main, world_size
 from train.schedule import Schedule, schedule
@@ -125,7 +126,7 @@ def prepare(
     planned = precision.planned if device == "cuda" else None
     memory, refusal = None, None
     if not smoke or refuse:
-        m = run_memory_model(cfg, budget, planned)  # one read of config.json for the plan and the refusal
+        m = memory_model(cfg, budget_gib=budget, precision=planned)  # config.json read once, as lengthscan reads it
         if not smoke:
             memory, lines = memory_plan(cfg, m, refuse=refuse)
             for line in lines:
