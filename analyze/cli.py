@@ -142,8 +142,6 @@ def run(args: argparse.Namespace) -> int:
 
 def report_pairs(args: argparse.Namespace, a) -> int:
     """Preference data: the pairs' report and lengths; train's config is not written (train refuses pairs)."""
-    from analyze.preference import write_pair_lengths
-
     if args.write_config is not None:
         raise UserError(
             f"--write-config: this is preference (DPO) data, and the config is for supervised fine-tuning, which "
@@ -219,20 +217,27 @@ def write_skipped(skips, path: Path) -> None:
 
 def write_lengths(tokenized, path: Path) -> None:
     """One row per analysed record: file, line, tokens, supervised_tokens."""
+    t = tokenized.table
+    write_rows(path, tokenized.paths, t.file_index, t.line, {"tokens": t.tokens, "supervised_tokens": t.supervised})
+
+
+def write_pair_lengths(pairs, path: Path) -> None:
+    """One row per analysed preference pair: file, line, prompt_tokens, chosen_tokens, rejected_tokens."""
+    from analyze.preference import PARTS
+
+    t = pairs.table
+    write_rows(path, pairs.paths, t.file_index, t.line, {f"{p}_tokens": getattr(t, p) for p in PARTS})
+
+
+def write_rows(path: Path, paths: list, file_index, line, columns: dict) -> None:
+    """Per-record rows (file, line, then `columns`) as CSV or parquet by `path`'s suffix, written atomically."""
     import pandas as pd
 
     from analyze.atomic import replacing
 
-    table = tokenized.table
-    names = [str(p) for p in tokenized.paths]
-    frame = pd.DataFrame(
-        {
-            "file": pd.Categorical.from_codes(table.file_index, categories=names) if names else [],
-            "line": table.line,
-            "tokens": table.tokens,
-            "supervised_tokens": table.supervised,
-        }
-    )
+    names = [str(p) for p in paths]
+    files = pd.Categorical.from_codes(file_index, categories=names) if names else []
+    frame = pd.DataFrame({"file": files, "line": line, **columns})
     with replacing(path) as tmp:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)

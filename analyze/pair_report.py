@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyze.preference import PairAnalysis
+from analyze.report import skip_warning, skipped
 
 PROMPT_LENGTH_UNTIL = "0.29"  # the TRL release that removed DPOConfig.max_prompt_length (deprecated in 0.28)
 
@@ -16,14 +17,9 @@ def render(a: PairAnalysis) -> Group:
     pairs, s = a.pairs, a.suggestion
     files = ", ".join(getattr(p, "name", str(p)) for p in pairs.paths)
     formats = ", ".join(f"{name}: {n:,}" for name, n in pairs.formats.most_common())
-    skipped = f"{pairs.skips.total:,} skipped" + (
-        " (" + ", ".join(f"{k}: {v:,}" for k, v in pairs.skips.counts.most_common()) + ")" if pairs.skips.total else ""
-    )
     lines: list = [Text.assemble(("lengthscan", "bold"), f"  {files}  ·  tokenizer {a.tokenizer_name}")]
-    if pairs.skips.total:
-        lines.append(Text(f"warning  {pairs.skips.summary(pairs.records)}", style="bold yellow"))
-        lines += [Text(f"  skipped {example}", style="yellow") for example in pairs.skips.examples]
-    lines.append(Text(f"pairs    {pairs.records:,} preference pairs ({formats}) · {skipped}"))
+    lines += skip_warning(pairs.skips, pairs.records)
+    lines.append(Text(f"pairs    {pairs.records:,} preference pairs ({formats}) · {skipped(pairs.skips)}"))
     lines.append(
         Text(
             "         DPO data (train is SFT and refuses pairs): lengths as TRL's DPOTrainer tokenizes them",

@@ -28,17 +28,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from analyze.errors import SkipRecord
 from analyze.formats import PREFERENCE_FORMATS, PREFERENCE_SKIP, pair_format_named, preference_format, to_example
+from analyze.pipeline import check_unicode
 from analyze.reader import RecordReader, SkipLog, parse_record
 from analyze.render import Renderer
 from analyze.stats import percentile
-from analyze.suggest import capped, round_up
+from analyze.suggest import round_up, within_limit
 
 PARTS = ("prompt", "chosen", "rejected")
 BATCH = 256  # pairs per encoder call
@@ -186,8 +186,6 @@ def tokenize_pairs(paths: list, tokenizer, default_tools: list[dict] | None = No
 
 def _texts(pair: Pair, renderer: Renderer) -> list[str]:
     """The three texts DPOTrainer encodes: the prompt, prompt + chosen, prompt + rejected."""
-    from analyze.pipeline import check_unicode
-
     if pair.conversational:
         renderer.require_template()
         texts = [
@@ -260,9 +258,7 @@ def suggest_pairs(table: PairTable, target: float, round_to: int, limit: int | N
         f"p{target * 100:g} of prompt + longer reply is {q:,} tokens ({target:.1%} of pairs whole); rounded up to a "
         f"multiple of {round_to}"
     )
-    if limit is not None and value > limit:
-        value = capped(limit, round_to)
-        reason += f"; capped at the model's limit of {limit:,} positions"
+    value, reason = within_limit(value, reason, limit, round_to)
     kept = table.prompt < value
     lost = np.where(kept, np.maximum(table.prompt + table.chosen - value, 0), table.chosen)
     lost += np.where(kept, np.maximum(table.prompt + table.rejected - value, 0), table.rejected)
@@ -316,24 +312,6 @@ class PairAnalysis:
             },
             "model_limit": self.limit,
         }
-
-
-def write_pair_lengths(pairs: Pairs, path: Path) -> None:
-    """One row per pair: file, line, prompt_tokens, chosen_tokens, rejected_tokens (CSV or parquet), atomically."""
-    import pandas as pd
-
-    from analyze.atomic import replacing
-
-    t, names = pairs.table, [str(p) for p in pairs.paths]
-    frame = pd.DataFrame(
-        {
-            "file": pd.Categorical.from_codes(t.file_index, categories=names),
-            "line": t.line,
-            **{f"{p}_tokens": getattr(t, p) for p in PARTS},
-        }
-    )
-    with replacing(path) as tmp:
-        frame.to_parquet(tmp, index=False) if path.suffix == ".parquet" else frame.to_csv(tmp, index=False)
 
 
 def is_pair_data(skips: SkipLog, analysed: int) -> bool:

@@ -21,9 +21,6 @@ def render(a: Analysis, current_source: str) -> Group:
     lines: list = []
     files = ", ".join(p.name for p in t.paths)
     lines.append(Text.assemble(("lengthscan", "bold"), f"  {files}  ·  tokenizer {t.tokenizer_name}"))
-    skipped = f"{t.skips.total:,} skipped" + (
-        " (" + ", ".join(f"{k}: {v:,}" for k, v in t.skips.counts.most_common()) + ")" if t.skips.total else ""
-    )
     if t.sample is not None:  # say plainly that every number below is a sample's
         lines.append(
             Text(
@@ -32,13 +29,10 @@ def render(a: Analysis, current_source: str) -> Group:
                 style="bold yellow",
             )
         )
-    if t.skips.total:  # first, so nobody misses it
-        lines.append(Text(f"warning  {t.skips.summary(t.records)}", style="bold yellow"))
-        for example in t.skips.examples:
-            lines.append(Text(f"  skipped {example}", style="yellow"))
+    lines += skip_warning(t.skips, t.records)
     no_reply = len(t.table.without_reply)  # most such records stop both commands (`check_replies`)
     replies = f" ({no_reply:,} with no assistant reply: nothing to train)" if no_reply else ""
-    lines.append(Text(f"records  {t.records:,} analysed{replies} · {skipped}"))
+    lines.append(Text(f"records  {t.records:,} analysed{replies} · {skipped(t.skips)}"))
     if t.roles_fixed:
         fixes = ", ".join(f"{k} {v:,}" for k, v in t.roles_fixed.most_common())
         lines.append(Text(f"fixed    roles the chat template refused (data.fix_roles): {fixes}", style="yellow"))
@@ -120,6 +114,22 @@ def _memory_line(a: Analysis) -> str:
         return f"to fit {m.gpu} ({m.budget_gib:g} GiB): {f.change}; --write-config writes it; {m.planned_for}"
     peak = f"{f.plan.peak_gib:.1f} of {m.budget_gib:g} GiB on {m.gpu} at micro-batch {f.micro_batch_size}"
     return f"{peak}, {m.planned_for}"
+
+
+def skip_warning(skips, analysed: int) -> list[Text]:
+    """The report's first lines when records were skipped (so nobody misses them): the count and the first few."""
+    if not skips.total:
+        return []
+    return [
+        Text(f"warning  {skips.summary(analysed)}", style="bold yellow"),
+        *(Text(f"  skipped {example}", style="yellow") for example in skips.examples),
+    ]
+
+
+def skipped(skips) -> str:
+    """'3 skipped (malformed_json: 2, unknown_format: 1)', or '0 skipped'."""
+    reasons = ", ".join(f"{k}: {v:,}" for k, v in skips.counts.most_common())
+    return f"{skips.total:,} skipped" + (f" ({reasons})" if skips.total else "")
 
 
 def print_report(a: Analysis, current_source: str, console: Console | None = None) -> None:

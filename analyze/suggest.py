@@ -62,9 +62,7 @@ def suggest(
         )
     else:
         raise ValueError(f"unknown suggestion policy {policy!r}; choose one of {', '.join(SUGGEST_POLICIES)}")
-    if limit is not None and value > limit:
-        value = capped(limit, round_to)
-        reason += f"; capped at the model's limit of {limit} positions"
+    value, reason = within_limit(value, reason, limit, round_to)
     return Suggestion(value, policy, reason)
 
 
@@ -77,13 +75,19 @@ def round_up(x: int, step: int) -> int:
     return max(math.ceil(x / step) * step, step)
 
 
-def capped(limit: int, step: int) -> int:
-    """The largest multiple of `step` within a model's `limit` of positions (the limit itself when under `step`).
+def within_limit(value: int, reason: str, limit: int | None, step: int) -> tuple[int, str]:
+    """`value` capped at a model's `limit` of positions (the largest multiple of `step` within it, or the limit itself
+    when under `step`), and the reason saying so.
 
-    >>> capped(2050, 64), capped(40, 64)
-    (2048, 40)
+    >>> within_limit(4096, "p99", 2050, 64)
+    (2048, "p99; capped at the model's limit of 2050 positions")
+    >>> within_limit(128, "p99", 40, 64)[0], within_limit(128, "p99", None, 64)
+    (40, (128, 'p99'))
     """
-    return max(limit // step * step, 1) if limit >= step else limit
+    if limit is None or value <= limit:
+        return value, reason
+    value = max(limit // step * step, 1) if limit >= step else limit
+    return value, f"{reason}; capped at the model's limit of {limit} positions"
 
 
 def _smallest_keeping(table: LengthTable, target: float, step: int, overlong: str) -> int:
